@@ -1,0 +1,76 @@
+import { parse } from "acorn";
+import type { Node } from "acorn";
+
+/** The name the user's module has inside the runtime; errors point at it. */
+export const moduleName = "function.js";
+
+export type CodeCheck =
+  { ok: true; module: string } | { ok: false; error: string; parsed: boolean };
+
+const howTo =
+  "define a top-level `async function handler(request, env) { ... }` that returns a Response";
+
+/**
+ * Checks the shape of a function's code before it reaches the runtime and returns the module
+ * to load: the code itself, plus `export { handler }` when the handler is not exported yet.
+ * Code the parser rejects is still sent to the runtime, whose syntax error is the one reported.
+ */
+export function prepareModule(code: string): CodeCheck {
+  let program: ReturnType<typeof parse>;
+  try {
+    program = parse(code, { ecmaVersion: "latest", sourceType: "module", locations: true });
+  } catch (err) {
+    return { ok: false, error: (err as Error).message, parsed: false };
+  }
+  let declared = false;
+  let exported = false;
+  for (const node of program.body as Node[]) {
+    const n = node as Node & Record<string, any>; // acorn's node union is loose; fields checked below
+    if (n.type === "ExportDefaultDeclaration") {
+      return {
+        ok: false,
+        parsed: true,
+        error: `\`export default\` is not supported (line ${n.loc?.start.line}): ${howTo}; Workerbase calls it for each request`,
+      };
+    }
+    const decl = n.type === "ExportNamedDeclaration" ? n.declaration : n;
+    if (n.type === "ExportNamedDeclaration") {
+      for (const spec of n.specifiers ?? []) {
+        const name = spec.exported.type === "Identifier" ? spec.exported.name : spec.exported.value;
+        if (name === "handler") exported = true;
+        if (name === "default") {
+          return {
+            ok: false,
+            parsed: true,
+            error: `\`export { ... as default }\` is not supported: ${howTo}`,
+          };
+        }
+      }
+    }
+    if (!decl) continue;
+    const names: string[] =
+      decl.type === "FunctionDeclaration" || decl.type === "ClassDeclaration"
+        ? [decl.id?.name]
+        : decl.type === "VariableDeclaration"
+          ? decl.declarations.map((d: any) => (d.id.type === "Identifier" ? d.id.name : undefined))
+          : [];
+    if (names.includes("handler")) {
+      declared = true;
+      if (n.type === "ExportNamedDeclaration") exported = true;
+    }
+  }
+  if (!declared && !exported) {
+    return { ok: false, parsed: true, error: `No top-level \`handler\` was found: ${howTo}` };
+  }
+  return { ok: true, module: exported ? code : `${code}\nexport { handler };\n` };
+}
+
+/** Turns workerd's "Failed to start Worker" text into a sentence with line and column. */
+export function describeLoadError(message: string): string {
+  const located = new RegExp(
+    `Uncaught ([^\\n]*)\\n\\s*at ${moduleName.replace(".", "\\.")}:(\\d+):(\\d+)`,
+  ).exec(message);
+  if (located) return `${located[1]} at line ${located[2]}, column ${located[3]}`;
+  const uncaught = /Uncaught ([^\n]*)/.exec(message);
+  return uncaught ? uncaught[1] : message.replace(/^Failed to start Worker:\s*/, "");
+}

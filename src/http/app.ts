@@ -1,0 +1,35 @@
+import { Hono } from "hono";
+import { AppError } from "./errors.js";
+import type { RateLimiter } from "./ratelimit.js";
+import type { ProjectService } from "../projects/service.js";
+
+export type PlatformEnv = { Variables: { projectId: string; keyId: string } };
+
+/** Renders known errors as `{"error"}` with their status; anything else is a logged 500. */
+export function withErrors<T extends Hono<any>>(app: T, log: (line: string) => void): T {
+  app.onError((err, c) => {
+    if (err instanceof AppError) {
+      for (const [k, v] of Object.entries(err.headers ?? {})) c.header(k, v);
+      return c.json(err.body(), err.status as 400);
+    }
+    log(
+      `unhandled error on ${c.req.method} ${new URL(c.req.url).pathname}: ${(err as Error).stack ?? err}`,
+    );
+    return c.json({ error: "Internal server error" }, 500);
+  });
+  app.notFound((c) => c.json({ error: "Not found" }, 404));
+  return app;
+}
+
+/** Resolves `X-API-Key` to its project; every /platform/v1 route sees only that project. */
+export function requireKey(projects: ProjectService, limiter: RateLimiter) {
+  return async (c: any, next: () => Promise<void>) => {
+    const identity = await projects.authenticate(c.req.header("x-api-key"));
+    if (!identity) throw new AppError("UNAUTHORIZED");
+    const limited = limiter.check(identity.keyId);
+    if (limited) throw new AppError("RATE_LIMITED", limited.message, undefined, limited.headers);
+    c.set("projectId", identity.projectId);
+    c.set("keyId", identity.keyId);
+    await next();
+  };
+}

@@ -1,0 +1,102 @@
+import { isUtf8 } from "node:buffer";
+import type { LogLine } from "../runtime/process.js";
+import type { Store } from "../store/db.js";
+import { invocationStore, type InvocationInsert } from "./store.js";
+
+export type Trigger =
+  "api" | "public" | "workflow_function" | "workflow_decide" | "agent_tool" | "webhook";
+
+export interface InvocationRecord {
+  id: string;
+  functionId: string;
+  projectId: string;
+  ok: boolean;
+  statusCode: number;
+  durationMs: number;
+  requestHeaders: Record<string, string>;
+  requestBody: Buffer | null;
+  responseBody: Buffer | null;
+  errorMessage: string | null;
+  logs: LogLine[];
+  trigger: Trigger;
+  createdAt: string;
+}
+
+/** Stored bodies: text as it is (cut to the limit), other bytes as a note of their size. */
+function storedBody(body: Buffer | null, limit: number): string | null {
+  if (!body || body.length === 0) return null;
+  if (!isUtf8(body)) return `[binary body, ${body.length} bytes]`;
+  return body.subarray(0, limit).toString("utf8");
+}
+
+/**
+ * Invocation records. Writes leave the invoke path at once: records queue in memory and are
+ * inserted in batches, one transaction per batch, within `flushMs`.
+ */
+export class InvocationService {
+  private queue: InvocationInsert[] = [];
+  private timer?: NodeJS.Timeout;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private db: Store,
+    private options: { flushMs: number; recordBodyBytes: number; log: (line: string) => void },
+  ) {}
+
+  record(r: InvocationRecord): void {
+    this.queue.push({
+      id: r.id,
+      function_id: r.functionId,
+      project_id: r.projectId,
+      status: r.ok ? "success" : "failed",
+      status_code: r.statusCode,
+      duration_ms: Math.round(r.durationMs * 100) / 100,
+      request_headers: JSON.stringify(r.requestHeaders),
+      request_body: storedBody(r.requestBody, this.options.recordBodyBytes),
+      response_body: storedBody(r.responseBody, this.options.recordBodyBytes),
+      error_message: r.errorMessage,
+      logs: JSON.stringify(r.logs),
+      trigger: r.trigger,
+      created_at: r.createdAt,
+    });
+    if (this.queue.length >= 500) void this.flush();
+    else this.timer ??= setTimeout(() => void this.flush(), this.options.flushMs);
+  }
+
+  /** Writes everything queued so far. */
+  flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.queue;
+    this.queue = [];
+    this.flushing = this.flushing.then(async () => {
+      if (batch.length === 0) return;
+      try {
+        await this.db.transaction().execute((tx) => invocationStore.insertMany(tx, batch));
+      } catch (err) {
+        this.options.log(
+          `could not store ${batch.length} invocation records: ${(err as Error).message}`,
+        );
+      }
+    });
+    return this.flushing;
+  }
+
+  async list(functionId: string, status: "success" | "failed" | undefined, limit: number) {
+    const rows = await invocationStore.list(this.db, functionId, status, limit);
+    return rows.map((row) => ({
+      id: row.id,
+      function_id: row.function_id,
+      status: row.status,
+      status_code: row.status_code,
+      duration_ms: row.duration_ms,
+      request_headers: JSON.parse(row.request_headers),
+      request_body: row.request_body,
+      response_body: row.response_body,
+      error_message: row.error_message,
+      logs: JSON.parse(row.logs),
+      trigger: row.trigger,
+      created_at: row.created_at,
+    }));
+  }
+}

@@ -1,0 +1,301 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import readline from "node:readline";
+import { createRequire } from "node:module";
+
+/** What the host asks a workerd process to run. */
+export interface InvokeRequest {
+  workerId: string;
+  deploymentId: string;
+  projectId: string;
+  url: string;
+  method: string;
+  headers: Record<string, string | string[]>;
+  body: Buffer | null;
+  timeoutMs: number;
+  probe?: boolean;
+}
+
+export type ResultKind =
+  "ok" | "threw" | "not_response" | "too_large" | "load" | "internal" | "timeout" | "crashed";
+
+export interface LogLine {
+  level: string;
+  message: string;
+  timestamp: string;
+}
+
+/** What came back: a response, or why there is none. */
+export interface InvokeResult {
+  kind: ResultKind;
+  status: number;
+  headers: [string, string][];
+  body: Buffer;
+  logs: LogLine[];
+  error?: string;
+  /** Set for probes: the type of the module's `handler` export. */
+  handlerType?: string;
+}
+
+// The npm package `workerd` (CommonJS) exports the path of the binary it ships.
+const workerdBinary: string = createRequire(import.meta.url)("workerd").default;
+
+const invokeHeaderNames = {
+  token: "x-workerbase-token",
+  worker: "x-workerbase-worker",
+  deployment: "x-workerbase-deployment",
+  project: "x-workerbase-project",
+  url: "x-workerbase-url",
+  method: "x-workerbase-method",
+  probe: "x-workerbase-probe",
+};
+
+function failed(kind: ResultKind, error: string): InvokeResult {
+  return { kind, status: 500, headers: [], body: Buffer.alloc(0), logs: [], error };
+}
+
+/** Splits the supervisor's frame (metadata JSON, then the function's body). */
+function parseFrame(res: http.IncomingMessage, data: Buffer): InvokeResult {
+  const metaLength = Number(res.headers["x-workerbase-meta-length"]);
+  if (res.statusCode !== 200 || !Number.isInteger(metaLength) || metaLength > data.length) {
+    return failed("internal", `the runtime answered ${res.statusCode} without a result`);
+  }
+  const meta = JSON.parse(data.subarray(0, metaLength).toString("utf8"));
+  const body = data.subarray(metaLength);
+  if (meta.probe) return { ...failed("ok", ""), error: undefined, handlerType: meta.handler };
+  if (meta.kind) return { ...failed(meta.kind, meta.error), logs: meta.logs ?? [] };
+  return { kind: "ok", status: meta.status, headers: meta.headers, body, logs: meta.logs ?? [] };
+}
+
+export interface ProcessOptions {
+  index: number;
+  configPath: string;
+  /** Shared by the host and the supervisors, in both directions; never shown to functions. */
+  token: string;
+  onExit: (proc: WorkerdProcess, code: number | null, signal: string | null) => void;
+  log: (line: string) => void;
+}
+
+/** One `workerd serve` child: started with a parent-death signal, reached over loopback. */
+export class WorkerdProcess {
+  readonly index: number;
+  readonly token: string;
+  private child!: ChildProcess;
+  private agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  private pending = new Set<http.ClientRequest>();
+  port = 0;
+  /** ready: takes work; late: heartbeat overdue, gets no new work; draining: being replaced. */
+  state: "starting" | "ready" | "late" | "draining" | "dead" = "starting";
+  inFlight = 0;
+  lastBeatAt = Date.now();
+  timeoutsSinceBeat = 0;
+  loadedIsolates = 0;
+  startedAt = Date.now();
+
+  private constructor(private options: ProcessOptions) {
+    this.index = options.index;
+    this.token = options.token;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Starts workerd and resolves once it listens. */
+  static async start(options: ProcessOptions): Promise<WorkerdProcess> {
+    const proc = new WorkerdProcess(options);
+    await proc.spawn();
+    return proc;
+  }
+
+  private spawn(): Promise<void> {
+    // setpriv's parent-death signal makes the kernel kill workerd if the host dies, even by SIGKILL.
+    const args = [
+      "--pdeathsig",
+      "KILL",
+      "--",
+      workerdBinary,
+      "serve",
+      this.options.configPath,
+      "--experimental",
+      "--socket-addr",
+      "http=127.0.0.1:0",
+      "--control-fd",
+      "3",
+    ];
+    const usePdeath = fs.existsSync("/usr/bin/setpriv");
+    this.child = spawn(
+      usePdeath ? "/usr/bin/setpriv" : workerdBinary,
+      usePdeath ? args : args.slice(3),
+      {
+        stdio: ["ignore", "pipe", "pipe", "pipe"],
+        env: { ...process.env, WORKERBASE_RUNTIME_TOKEN: this.token },
+      },
+    );
+    const prefix = `[workerd ${this.index}]`;
+    for (const stream of [this.child.stdout!, this.child.stderr!]) {
+      readline
+        .createInterface({ input: stream })
+        .on("line", (line) => this.options.log(`${prefix} ${line}`));
+    }
+    return new Promise((resolve, reject) => {
+      const control = readline.createInterface({
+        input: this.child.stdio[3] as NodeJS.ReadableStream,
+      });
+      const timer = setTimeout(() => {
+        reject(new Error("workerd did not start within 20 s"));
+        this.kill();
+      }, 20_000);
+      control.on("line", (line) => {
+        try {
+          const event = JSON.parse(line);
+          if (event.event === "listen" && event.socket === "http") {
+            this.port = event.port;
+            this.state = "ready";
+            this.lastBeatAt = Date.now();
+            clearTimeout(timer);
+            resolve();
+          }
+        } catch {
+          // Not ours to interpret.
+        }
+      });
+      this.child.on("exit", (code, signal) => {
+        clearTimeout(timer);
+        const wasStarting = this.state === "starting";
+        this.state = "dead";
+        for (const req of this.pending) req.destroy(new Error("workerd exited"));
+        this.agent.destroy();
+        if (wasStarting)
+          reject(new Error(`workerd exited during start (code ${code}, signal ${signal})`));
+        this.options.onExit(this, code, signal);
+      });
+    });
+  }
+
+  /** Sends one invocation; never rejects: failures come back as a result kind. */
+  invoke(request: InvokeRequest): Promise<InvokeResult> {
+    return new Promise((resolve) => {
+      const headers: Record<string, string | string[]> = { ...request.headers };
+      headers[invokeHeaderNames.token] = this.token;
+      headers[invokeHeaderNames.worker] = request.workerId;
+      headers[invokeHeaderNames.deployment] = request.deploymentId;
+      headers[invokeHeaderNames.project] = request.projectId;
+      headers[invokeHeaderNames.url] = request.url;
+      headers[invokeHeaderNames.method] = request.method;
+      if (request.probe) headers[invokeHeaderNames.probe] = "1";
+      headers["content-length"] = String(request.body?.length ?? 0);
+      delete headers["transfer-encoding"];
+      this.inFlight++;
+      let settled = false;
+      const finish = (result: InvokeResult) => {
+        if (settled) return;
+        settled = true;
+        this.inFlight--;
+        clearTimeout(timer);
+        this.pending.delete(req);
+        resolve(result);
+      };
+      const req = http.request(
+        {
+          host: "127.0.0.1",
+          port: this.port,
+          method: "POST",
+          path: "/__wb/invoke",
+          headers,
+          agent: this.agent,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () => {
+            try {
+              finish(parseFrame(res, Buffer.concat(chunks)));
+            } catch (err) {
+              finish(
+                failed("internal", `unreadable answer from the runtime: ${(err as Error).message}`),
+              );
+            }
+          });
+          res.on("error", () => finish(this.crashed()));
+        },
+      );
+      const timer = setTimeout(() => {
+        this.timeoutsSinceBeat++;
+        finish(
+          failed("timeout", `The function did not answer within ${request.timeoutMs / 1000} s`),
+        );
+        req.destroy();
+      }, request.timeoutMs);
+      this.pending.add(req);
+      req.on("error", () => finish(this.crashed()));
+      req.end(request.body ?? undefined);
+    });
+  }
+
+  private crashed(): InvokeResult {
+    return failed(
+      "crashed",
+      "The runtime process running this invocation stopped (it ran out of memory, hung, or was restarted)",
+    );
+  }
+
+  /** Pings the supervisor; resolves true if it answered within `timeoutMs`. */
+  heartbeat(timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const req = http.get(
+        {
+          host: "127.0.0.1",
+          port: this.port,
+          path: "/__wb/health",
+          headers: { [invokeHeaderNames.token]: this.token },
+          agent: this.agent,
+          timeout: timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            try {
+              const body = JSON.parse(Buffer.concat(chunks).toString());
+              this.loadedIsolates = body.loadedIsolates;
+              this.lastBeatAt = Date.now();
+              this.timeoutsSinceBeat = 0;
+              resolve(true);
+            } catch {
+              resolve(false);
+            }
+          });
+        },
+      );
+      req.on("timeout", () => req.destroy());
+      req.on("error", () => resolve(false));
+    });
+  }
+
+  /** Resident memory in bytes, read from /proc (0 where unavailable). */
+  residentBytes(): number {
+    try {
+      const status = fs.readFileSync(`/proc/${this.child.pid}/status`, "utf8");
+      const kb = /VmRSS:\s+(\d+)/.exec(status);
+      return kb ? Number(kb[1]) * 1024 : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+  }
+
+  /** Stops the process and resolves when it has exited. */
+  stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.child.once("exit", () => resolve());
+      this.child.kill("SIGTERM");
+      setTimeout(() => this.kill(), 2000).unref();
+    });
+  }
+}
