@@ -16,6 +16,9 @@ import { RuntimePool, compatibilityDate } from "../runtime/pool.js";
 import { startInternalServer } from "../runtime/internal.js";
 import { requireKey, withErrors, type PlatformEnv } from "../http/app.js";
 import { RateLimiter } from "../http/ratelimit.js";
+import { loadMasterKey, SecretBox } from "../secrets/crypto.js";
+import { SecretService } from "../secrets/service.js";
+import { secretRoutes } from "../secrets/routes.js";
 
 export interface RunningHost {
   url: string;
@@ -47,6 +50,7 @@ export async function startHost(
     maxSubrequests: config.maxSubrequests,
   };
   let functions: FunctionService | undefined;
+  let secrets: SecretService | undefined;
   const internal = await startInternalServer(
     {
       code: async (deploymentId) => {
@@ -57,7 +61,7 @@ export async function startHost(
           code: found.code,
           compatibilityDate,
           compatibilityFlags: found.compatibilityFlags,
-          secrets: {},
+          secrets: await secrets!.envFor(found.function.project_id, found.function.id),
           limits,
         };
       },
@@ -87,6 +91,11 @@ export async function startHost(
     log,
   });
   await functions.recoverInterruptedDeploys();
+  secrets = new SecretService(
+    db,
+    new SecretBox(loadMasterKey(config.dataDir, config.masterKey)),
+    functions,
+  );
   const rateLimiter = new RateLimiter(config.rateLimitPerMinute);
 
   const app = withErrors(new Hono(), log);
@@ -102,6 +111,7 @@ export async function startHost(
   platform.use("*", requireKey(projects, rateLimiter));
   platform.route("/functions", functionRoutes(functions));
   platform.route("/functions", invocationRoutes(functions, invocations));
+  platform.route("/", secretRoutes(secrets));
   app.route("/platform/v1", platform);
 
   const invoke = createInvokeHandler({
