@@ -5,7 +5,8 @@ import type { Node } from "acorn";
 export const moduleName = "function.js";
 
 export type CodeCheck =
-  { ok: true; module: string } | { ok: false; error: string; parsed: boolean };
+  | { ok: true; module: string }
+  | { ok: false; error: string; parsed: boolean; loc?: { line: number; column: number } };
 
 const howTo =
   "define a top-level `async function handler(request, env) { ... }` that returns a Response";
@@ -20,7 +21,13 @@ export function prepareModule(code: string): CodeCheck {
   try {
     program = parse(code, { ecmaVersion: "latest", sourceType: "module", locations: true });
   } catch (err) {
-    return { ok: false, error: (err as Error).message, parsed: false };
+    const loc = (err as { loc?: { line: number; column: number } }).loc;
+    return {
+      ok: false,
+      error: (err as Error).message,
+      parsed: false,
+      loc: loc && { line: loc.line, column: loc.column + 1 },
+    };
   }
   let declared = false;
   let exported = false;
@@ -65,12 +72,19 @@ export function prepareModule(code: string): CodeCheck {
   return { ok: true, module: exported ? code : `${code}\nexport { handler };\n` };
 }
 
-/** Turns workerd's "Failed to start Worker" text into a sentence with line and column. */
-export function describeLoadError(message: string): string {
+/**
+ * Turns workerd's "Failed to start Worker" text into a sentence with line and column; when
+ * workerd gives no location, the parser's (`fallback`) is used.
+ */
+export function describeLoadError(
+  message: string,
+  fallback?: { line: number; column: number },
+): string {
   const located = new RegExp(
     `Uncaught ([^\\n]*)\\n\\s*at ${moduleName.replace(".", "\\.")}:(\\d+):(\\d+)`,
   ).exec(message);
   if (located) return `${located[1]} at line ${located[2]}, column ${located[3]}`;
   const uncaught = /Uncaught ([^\n]*)/.exec(message);
-  return uncaught ? uncaught[1] : message.replace(/^Failed to start Worker:\s*/, "");
+  const text = uncaught ? uncaught[1] : message.replace(/^Failed to start Worker:\s*/, "");
+  return fallback ? `${text} at line ${fallback.line}, column ${fallback.column}` : text;
 }

@@ -1,11 +1,12 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { InvocationService } from "../invocations/service.js";
+import type { InvocationService, Trigger } from "../invocations/service.js";
 import type { ProjectService } from "../projects/service.js";
 import type { RuntimePool } from "../runtime/pool.js";
 import type { InvokeResult } from "../runtime/process.js";
 import { AppError } from "../http/errors.js";
 import type { FunctionService, LiveFunction } from "./service.js";
+import type { InvocationMetrics } from "../invocations/metrics.js";
 import type { RateLimiter } from "../http/ratelimit.js";
 
 /** Where the invoke route lives; everything after `/invoke` is the function's own sub-path. */
@@ -52,8 +53,7 @@ const responseHopByHop = new Set([
 export interface InvokeDeps {
   projects: ProjectService;
   functions: FunctionService;
-  invocations: InvocationService;
-  pool: RuntimePool;
+  invoker: Invoker;
   rateLimiter: RateLimiter;
   publicUrl: string;
   maxRequestBodyBytes: number;
@@ -76,7 +76,14 @@ function sendJson(
   res.end(text);
 }
 
+const noBody = Buffer.alloc(0);
+
 function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  // Without a length or chunked encoding an HTTP/1.1 request has no body: skip the stream.
+  if (req.headers["transfer-encoding"] === undefined && !Number(req.headers["content-length"])) {
+    req.resume();
+    return Promise.resolve(noBody);
+  }
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > max)
@@ -98,6 +105,19 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   });
 }
 
+/**
+ * Reads and drops the rest of a refused body, so the client can finish sending and read the
+ * answer (closing mid-upload makes most clients report a reset instead of the 413). A client
+ * that keeps sending for 30 s is cut off.
+ */
+function discard(req: IncomingMessage): void {
+  const timer = setTimeout(() => req.destroy(), 30_000);
+  timer.unref();
+  req.once("close", () => clearTimeout(timer));
+  req.removeAllListeners("data");
+  req.resume();
+}
+
 function cut(text: string, max: number): string {
   return text.length > max ? text.slice(0, max) : text;
 }
@@ -107,15 +127,130 @@ function isJsonType(contentType: string | undefined): boolean {
   return type === "application/json" || type.endsWith("+json");
 }
 
+/** The HTTP status an invocation result answers with. */
+export function statusOf(result: InvokeResult): number {
+  if (result.kind === "ok") return result.status;
+  if (result.kind === "timeout") return 504;
+  return result.status === 503 ? 503 : 500;
+}
+
+/** A request to run a function, from the invoke route or from inside the platform. */
+export interface InvocationInput {
+  url: string;
+  method: string;
+  /** Headers the function receives (already filtered). */
+  headers: Record<string, string | string[]>;
+  body: Buffer | null;
+  trigger: Trigger;
+  /** Defaults to the function's own timeout; callers may only shorten it. */
+  timeoutMs?: number;
+}
+
+export interface InvocationOutcome {
+  invocationId: string;
+  result: InvokeResult;
+  status: number;
+  durationMs: number;
+}
+
+/**
+ * Runs a deployed function once and records the invocation. Used by the invoke route and by
+ * everything else that calls functions (workflows, webhooks, agent tools).
+ */
+export class Invoker {
+  constructor(
+    private pool: RuntimePool,
+    private invocations: InvocationService,
+    private functions: FunctionService,
+    readonly metrics: InvocationMetrics,
+  ) {}
+
+  /** Why a function cannot run now (not deployed, held back), as an error; null if it can. */
+  refusal(fn: LiveFunction): AppError | null {
+    if (!fn.deploymentId || !fn.workerId) {
+      return new AppError(
+        "NOT_ALLOWED",
+        `The function is not deployed (status: ${fn.status}); deploy it first`,
+      );
+    }
+    const held = this.functions.heldUntil(fn.id);
+    if (held) {
+      return new AppError(
+        "UNAVAILABLE",
+        `The function is held back until ${held} after repeatedly hanging or crashing its runtime process`,
+        undefined,
+        { "retry-after": String(Math.max(1, Math.ceil((Date.parse(held) - Date.now()) / 1000))) },
+      );
+    }
+    return null;
+  }
+
+  async run(fn: LiveFunction, input: InvocationInput): Promise<InvocationOutcome> {
+    const refused = this.refusal(fn);
+    if (refused) throw refused;
+    if (!fn.deploymentId || !fn.workerId) throw new AppError("INTERNAL");
+    const started = performance.now();
+    const invocationId = crypto.randomUUID();
+    const createdAt = new Date().toISOString();
+    const result = await this.pool.invoke({
+      workerId: fn.workerId,
+      deploymentId: fn.deploymentId,
+      projectId: fn.projectId,
+      url: input.url,
+      method: input.method,
+      headers: input.headers,
+      body: input.body && input.body.length > 0 ? input.body : null,
+      timeoutMs: Math.min(fn.timeoutMs, input.timeoutMs ?? fn.timeoutMs),
+      memoryMb: fn.memoryMb,
+      functionId: fn.id,
+    });
+    const durationMs = performance.now() - started;
+    const status = statusOf(result);
+    this.metrics.observe(result.kind, result.kind === "ok" && result.status < 500, durationMs);
+    // Recorded after the caller has its answer (setImmediate runs after the response is written).
+    setImmediate(() =>
+      this.invocations.record({
+        id: invocationId,
+        functionId: fn.id,
+        projectId: fn.projectId,
+        ok: result.kind === "ok" && result.status < 500,
+        statusCode: status,
+        durationMs,
+        requestHeaders: flatten(input.headers),
+        requestBody: input.body,
+        responseBody:
+          result.kind === "ok" ? result.body : Buffer.from(JSON.stringify({ error: result.error })),
+        errorMessage:
+          result.kind === "ok"
+            ? result.status >= 500
+              ? `The function answered ${result.status}`
+              : null
+            : (result.error ?? null),
+        logs: result.logs,
+        trigger: input.trigger,
+        createdAt,
+      }),
+    );
+    return { invocationId, result, status, durationMs };
+  }
+}
+
+function flatten(headers: Record<string, string | string[]>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) out[k] = Array.isArray(v) ? v.join(", ") : v;
+  return out;
+}
+
 /**
  * The invoke route, served straight from Node's HTTP server (it is the hot path): key check
  * and function lookup from memory, one hop to workerd, the record written after the answer.
  */
 export function createInvokeHandler(deps: InvokeDeps) {
   let inFlight = 0;
+  const scheme = deps.publicUrl.split("://")[0];
+  const noTokens = new Set<string>();
 
   async function handle(req: IncomingMessage, res: ServerResponse, match: RegExpExecArray) {
-    const started = performance.now();
     const key = req.headers["x-api-key"];
     const identity = typeof key === "string" ? await deps.projects.authenticate(key) : null;
     if (identity) {
@@ -132,73 +267,43 @@ export function createInvokeHandler(deps: InvokeDeps) {
       fn = null;
     }
     if (!fn) return sendJson(res, 404, { error: "Function not found" });
-    if (!fn.deploymentId || !fn.workerId) {
-      return sendJson(res, 422, {
-        error: `The function is not deployed (status: ${fn.status}); deploy it first`,
-      });
-    }
+    const refused = deps.invoker.refusal(fn);
+    if (refused) return sendJson(res, refused.status, refused.body(), refused.headers);
     let body: Buffer;
     try {
       body = await readBody(req, deps.maxRequestBodyBytes);
     } catch (err) {
-      res.setHeader("connection", "close");
+      discard(req);
       if (err instanceof AppError) return sendJson(res, err.status, err.body());
       throw err;
     }
 
-    const connectionTokens = new Set(
-      String(req.headers.connection ?? "")
-        .toLowerCase()
-        .split(",")
-        .map((s) => s.trim())
-        .filter(Boolean),
-    );
+    const connection = req.headers.connection;
+    const connectionTokens = connection
+      ? new Set(
+          connection
+            .toLowerCase()
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean),
+        )
+      : noTokens;
     const headers: Record<string, string | string[]> = {};
-    const recorded: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (value === undefined || isStrippedHeader(name, connectionTokens)) continue;
       headers[name] = value;
-      recorded[name] = Array.isArray(value) ? value.join(", ") : value;
     }
-    const base = req.headers.host
-      ? `${deps.publicUrl.split("://")[0]}://${req.headers.host}`
-      : deps.publicUrl;
-    const invocationId = crypto.randomUUID();
-    const createdAt = new Date().toISOString();
-    const result = await deps.pool.invoke({
-      workerId: fn.workerId,
-      deploymentId: fn.deploymentId,
-      projectId: fn.projectId,
+    const base = req.headers.host ? `${scheme}://${req.headers.host}` : deps.publicUrl;
+    const outcome = await deps.invoker.run(fn, {
       url: base + req.url,
       method: req.method ?? "GET",
       headers,
-      body: body.length > 0 ? body : null,
-      timeoutMs: fn.timeoutMs,
+      body,
+      trigger: identity && identity.projectId === fn.projectId ? "api" : "public",
     });
-    const durationMs = performance.now() - started;
-    const answer = render(result, fn, invocationId);
+    const answer = render(outcome.result, fn, outcome.invocationId);
     res.writeHead(answer.status, answer.headers);
     res.end(answer.body);
-    deps.invocations.record({
-      id: invocationId,
-      functionId: fn.id,
-      projectId: fn.projectId,
-      ok: result.kind === "ok" && result.status < 500,
-      statusCode: answer.status,
-      durationMs,
-      requestHeaders: recorded,
-      requestBody: body,
-      responseBody: result.kind === "ok" ? result.body : answer.body,
-      errorMessage:
-        result.kind === "ok"
-          ? result.status >= 500
-            ? `The function answered ${result.status}`
-            : null
-          : (result.error ?? null),
-      logs: result.logs,
-      trigger: identity && identity.projectId === fn.projectId ? "api" : "public",
-      createdAt,
-    });
   }
 
   function render(result: InvokeResult, fn: LiveFunction, invocationId: string) {
@@ -216,8 +321,7 @@ export function createInvokeHandler(deps: InvokeDeps) {
       };
     };
     if (result.kind !== "ok") {
-      const status = result.kind === "timeout" ? 504 : result.status === 503 ? 503 : 500;
-      return json(status, {
+      return json(statusOf(result), {
         error: cut(result.error ?? "The invocation failed", deps.maxErrorChars),
         invocation_id: invocationId,
       });

@@ -36,6 +36,11 @@ export function functionRoutes(functions: FunctionService) {
     await functions.remove(c.get("projectId"), c.req.param("id"));
     return c.body(null, 204);
   });
+  app.get("/:id/deployed_code", async (c) => {
+    return c.json({
+      data: await functions.deployedCode(c.get("projectId"), c.req.param("id")),
+    });
+  });
   app.post("/:id/deploy", async (c) => {
     const row = await functions.deploy(c.get("projectId"), c.req.param("id"));
     return c.json({ message: "Deployment started", function_id: row.id, status: row.status }, 202);

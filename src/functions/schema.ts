@@ -61,8 +61,9 @@ export const runtimeDefaults: RuntimeSettings = { timeout: 30, memory: 128 };
 /** A slug made from a name: lowercase, hyphens, never empty, never UUID-shaped. */
 export function slugify(name: string): string {
   const slug = name
-    .toLowerCase()
     .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase()
     .replace(/[^a-z0-9]+/g, "-")
     .replace(/^-+|-+$/g, "")
     .slice(0, 64)

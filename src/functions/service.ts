@@ -25,10 +25,14 @@ export interface LiveFunction {
   /** The Worker Loader id: deployment plus secrets versions, so a secret change loads anew. */
   workerId: string | null;
   timeoutMs: number;
+  memoryMb: number;
 }
 
 export interface FunctionServiceOptions {
   publicUrl: string;
+  strikesToHold: number;
+  strikeWindowMs: number;
+  holdMs: number;
   deployProbeTimeoutMs: number;
   log: (line: string) => void;
 }
@@ -42,6 +46,9 @@ export class FunctionService {
   private live = new Map<string, LiveFunction>();
   private slugs = new Map<string, string>();
   private deploys = new Set<Promise<void>>();
+  /** Recent strikes (process hangs or crashes) per function, and holds in force. */
+  private strikes = new Map<string, number[]>();
+  private holds = new Map<string, number>();
 
   constructor(
     private db: Store,
@@ -66,6 +73,7 @@ export class FunctionService {
       public_endpoint: row.public_endpoint === 1,
       invoke_response_mode: row.invoke_response_mode,
       tool: row.tool ? JSON.parse(row.tool) : null,
+      held_until: this.heldUntil(row.id),
       project_id: row.project_id,
       created_at: row.created_at,
       updated_at: row.updated_at,
@@ -231,9 +239,13 @@ export class FunctionService {
         headers: {},
         body: null,
         timeoutMs: this.options.deployProbeTimeoutMs,
+        memoryMb:
+          (JSON.parse(current.runtime_config) as RuntimeSettings).memory ?? runtimeDefaults.memory,
+        functionId: row.id,
         probe: true,
       });
-      if (result.kind === "load") error = describeLoadError(result.error ?? "");
+      if (result.kind === "load")
+        error = describeLoadError(result.error ?? "", check.ok ? undefined : check.loc);
       else if (result.kind !== "ok")
         error = `The runtime could not check the code: ${result.error}`;
       else if (!check.ok) error = `The code could not be checked: ${check.error}`;
@@ -299,10 +311,12 @@ export class FunctionService {
 
   private async loadLive(row: FunctionRow): Promise<LiveFunction> {
     let timeoutMs = runtimeDefaults.timeout * 1000;
+    let memoryMb = runtimeDefaults.memory;
     if (row.live_deployment_id) {
       const deployment = await functionStore.deployment(this.db, row.live_deployment_id);
       const settings = JSON.parse(deployment?.runtime_config ?? "{}") as RuntimeSettings;
       timeoutMs = (settings.timeout ?? runtimeDefaults.timeout) * 1000;
+      memoryMb = settings.memory ?? runtimeDefaults.memory;
     }
     const live: LiveFunction = {
       id: row.id,
@@ -314,6 +328,7 @@ export class FunctionService {
       deploymentId: row.live_deployment_id,
       workerId: row.live_deployment_id ? await this.workerIdFor(row, row.live_deployment_id) : null,
       timeoutMs,
+      memoryMb,
     };
     this.live.set(row.id, live);
     this.slugs.set(`${row.project_id}/${row.slug}`, row.id);
@@ -348,6 +363,39 @@ export class FunctionService {
     return null;
   }
 
+  /**
+   * Counts a strike against functions that hung or crashed a runtime process; past
+   * `strikesToHold` strikes within the window the function is held back (503) for `holdMs`.
+   */
+  strike(functionIds: string[], reason: string): void {
+    const at = Date.now();
+    for (const id of functionIds) {
+      const recent = (this.strikes.get(id) ?? []).filter(
+        (t) => at - t < this.options.strikeWindowMs,
+      );
+      recent.push(at);
+      this.strikes.set(id, recent);
+      if (recent.length >= this.options.strikesToHold) {
+        this.holds.set(id, at + this.options.holdMs);
+        this.strikes.delete(id);
+        this.options.log(
+          `function ${id} ${reason} its runtime process ${recent.length} times; held back for ${this.options.holdMs / 1000} s`,
+        );
+      }
+    }
+  }
+
+  /** When a held-back function runs again (ISO time), or null when it is not held. */
+  heldUntil(functionId: string): string | null {
+    const until = this.holds.get(functionId);
+    if (until === undefined) return null;
+    if (until <= Date.now()) {
+      this.holds.delete(functionId);
+      return null;
+    }
+    return new Date(until).toISOString();
+  }
+
   /** Forgets cached lookups of one function (after any change to it). */
   invalidate(functionId: string): void {
     const live = this.live.get(functionId);
@@ -359,6 +407,21 @@ export class FunctionService {
   invalidateProject(projectId: string): void {
     for (const live of [...this.live.values()])
       if (live.projectId === projectId) this.invalidate(live.id);
+  }
+
+  /** The code and settings of the live version (nulls before the first successful deploy). */
+  async deployedCode(projectId: string, idOrSlug: string) {
+    const row = await this.get(projectId, idOrSlug);
+    const deployment = row.live_deployment_id
+      ? await functionStore.deployment(this.db, row.live_deployment_id)
+      : undefined;
+    return {
+      function_id: row.id,
+      version: deployment?.version ?? null,
+      code: deployment?.code ?? null,
+      runtime_config: deployment ? JSON.parse(deployment.runtime_config) : null,
+      deployed_at: deployment ? row.last_deployed_at : null,
+    };
   }
 
   /** The module and settings a workerd process loads for a deployment. */
@@ -373,6 +436,8 @@ export class FunctionService {
       moduleName,
       code: deployment.module,
       compatibilityFlags: settings.compatibility_flags ?? [],
+      /** Bounds each env.DB statement, like the invocation itself. */
+      timeoutMs: (settings.timeout ?? runtimeDefaults.timeout) * 1000,
     };
   }
 }

@@ -9,16 +9,27 @@ import { ProjectService } from "../projects/service.js";
 import { adminRoutes } from "../projects/routes.js";
 import { FunctionService } from "../functions/service.js";
 import { functionRoutes } from "../functions/routes.js";
-import { createInvokeHandler, invokePath } from "../functions/invoke.js";
+import { createInvokeHandler, invokePath, Invoker } from "../functions/invoke.js";
 import { InvocationService } from "../invocations/service.js";
+import { InvocationMetrics } from "../invocations/metrics.js";
 import { invocationRoutes } from "../invocations/routes.js";
 import { RuntimePool, compatibilityDate } from "../runtime/pool.js";
 import { startInternalServer } from "../runtime/internal.js";
 import { requireKey, withErrors, type PlatformEnv } from "../http/app.js";
 import { RateLimiter } from "../http/ratelimit.js";
+import { KvService } from "../kv/service.js";
+import { kvBindingHandler } from "../kv/binding.js";
+import { kvRoutes } from "../kv/routes.js";
 import { loadMasterKey, SecretBox } from "../secrets/crypto.js";
 import { SecretService } from "../secrets/service.js";
 import { secretRoutes } from "../secrets/routes.js";
+import { serveDashboard } from "./dashboard.js";
+import { createWebhooks } from "../webhooks/host.js";
+import { DbExecutor } from "../db/executor.js";
+import { dbBindingHandler } from "../db/binding.js";
+import { databaseRoutes } from "../db/routes.js";
+import { createWorkflows } from "../workflows/host.js";
+import { mcpRoutes } from "../mcp/routes.js";
 
 export interface RunningHost {
   url: string;
@@ -50,7 +61,17 @@ export async function startHost(
     maxSubrequests: config.maxSubrequests,
   };
   let functions: FunctionService | undefined;
+  const kv = new KvService(db);
+  kv.startSweeping(config.kvSweepIntervalMs, log);
   let secrets: SecretService | undefined;
+  const databases = new DbExecutor({
+    dataDir: config.dataDir,
+    processes: config.dbProcesses,
+    timeoutMs: config.dbStatementTimeoutMs,
+    maxOpenPerProcess: config.dbMaxOpenPerProcess,
+    maxResultBytes: config.dbMaxRequestBytes,
+    log,
+  });
   const internal = await startInternalServer(
     {
       code: async (deploymentId) => {
@@ -61,12 +82,17 @@ export async function startHost(
           code: found.code,
           compatibilityDate,
           compatibilityFlags: found.compatibilityFlags,
+          timeoutMs: found.timeoutMs,
           secrets: await secrets!.envFor(found.function.project_id, found.function.id),
           limits,
         };
       },
-      kv: async () => new Response("KV is not available", { status: 500 }),
-      db: async () => new Response("DB is not available", { status: 500 }),
+      kv: kvBindingHandler(kv),
+      db: dbBindingHandler(databases, {
+        maxRequestBytes: config.dbMaxRequestBytes,
+        defaultTimeoutMs: config.dbStatementTimeoutMs,
+        maxTimeoutMs: 300_000,
+      }),
     },
     () => pool!.token,
     log,
@@ -77,7 +103,8 @@ export async function startHost(
     processes: config.runtimeProcesses,
     hostInternalPort: internal.port,
     allowPrivateNetwork: config.allowPrivateNetwork,
-    isolateHeapMb: config.isolateHeapMb,
+    memoryTiersMb: config.memoryTiersMb,
+    onStrike: (ids, reason) => functions?.strike(ids, reason),
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     stuckKillMs: config.stuckKillMs,
@@ -88,6 +115,9 @@ export async function startHost(
   functions = new FunctionService(db, pool, {
     publicUrl: config.publicUrl,
     deployProbeTimeoutMs: config.deployProbeTimeoutMs,
+    strikesToHold: config.strikesToHold,
+    strikeWindowMs: config.strikeWindowMs,
+    holdMs: config.holdMs,
     log,
   });
   await functions.recoverInterruptedDeploys();
@@ -99,26 +129,64 @@ export async function startHost(
   const rateLimiter = new RateLimiter(config.rateLimitPerMinute);
 
   const app = withErrors(new Hono(), log);
+  const metrics = new InvocationMetrics();
   app.get("/healthz", (c) => {
     const ok = pool!.healthy();
-    return c.json(
-      { ok, runtime: pool!.describe(), restarts: pool!.stats.restarts },
-      ok ? 200 : 503,
-    );
+    return c.json({ ok, runtime: pool!.describe(), ...pool!.stats }, ok ? 200 : 503);
   });
+  app.get("/metrics", (c) =>
+    c.text(metrics.render(pool!.describe(), pool!.stats), 200, {
+      "content-type": "text/plain; version=0.0.4",
+    }),
+  );
   app.route("/admin/v1", withErrors(adminRoutes(projects, config.adminKey), log));
+  const workflowInvoker = new Invoker(pool, invocations, functions, metrics);
+  const workflows = createWorkflows({ db, config, functions, invoker: workflowInvoker, log });
+  app.route(
+    "/mcp",
+    withErrors(
+      mcpRoutes({
+        projects,
+        rateLimiter,
+        functions,
+        invoker: workflowInvoker,
+        publicUrl: config.publicUrl,
+      }),
+      log,
+    ),
+  );
   const platform = withErrors(new Hono<PlatformEnv>(), log);
   platform.use("*", requireKey(projects, rateLimiter));
   platform.route("/functions", functionRoutes(functions));
   platform.route("/functions", invocationRoutes(functions, invocations));
   platform.route("/", secretRoutes(secrets));
+  platform.route("/kv", kvRoutes(kv));
+  platform.route(
+    "/",
+    databaseRoutes(databases, {
+      maxRequestBytes: config.dbMaxRequestBytes,
+      timeoutMs: config.dbStatementTimeoutMs,
+    }),
+  );
+  const hooks = createWebhooks({
+    db,
+    config,
+    functions,
+    invoker: new Invoker(pool, invocations, functions, metrics),
+    log,
+  });
+  platform.route("/", hooks.platformRoutes);
+  platform.route("/", workflows.routes);
+  hooks.connectWorkflows(workflows.service);
+  app.route("/webhooks", hooks.metaRoutes);
   app.route("/platform/v1", platform);
+  app.get("*", serveDashboard());
 
+  const invoker = new Invoker(pool, invocations, functions, metrics);
   const invoke = createInvokeHandler({
     projects,
     functions,
-    invocations,
-    pool,
+    invoker,
     rateLimiter,
     publicUrl: config.publicUrl,
     maxRequestBodyBytes: config.maxRequestBodyBytes,
@@ -140,6 +208,8 @@ export async function startHost(
     server.listen(config.port, config.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  hooks.start();
+  await workflows.start();
 
   let stopping: Promise<void> | undefined;
   const shutdown = () =>
@@ -147,14 +217,20 @@ export async function startHost(
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const deadline = Date.now() + config.shutdownGraceMs;
+      const hooksStopped = hooks.stop(deadline);
+      const workflowsStopped = workflows.stop(deadline);
       while (invoke.inFlight() > 0 && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 20));
       server.closeAllConnections();
       await closed;
+      await hooksStopped;
+      await workflowsStopped;
       await functions!.settle();
       await invocations.flush();
       await pool!.stop();
+      await databases.stop();
       await internal.close();
+      await kv.stop();
       await db.destroy();
     })());
 

@@ -27,12 +27,27 @@ export const defaults = {
   heartbeatTimeoutMs: 2000,
   /** A process this late on its heartbeat is killed and replaced. */
   stuckKillMs: 5000,
-  /** V8 heap limit of every isolate in a workerd process (MB). */
-  isolateHeapMb: 1024,
-  /** Loaded isolates after which a process is drained and replaced. */
-  maxIsolatesPerProcess: 2000,
-  /** Resident memory after which a process is drained and replaced. */
-  maxProcessRssBytes: 1536 * 1024 * 1024,
+  /**
+   * V8 heap limits (MB) of the runtime's memory tiers. A function runs in the smallest tier
+   * that fits its runtime_config.memory; an isolate past the limit aborts its process.
+   */
+  memoryTiersMb: [128, 256, 512, 1024],
+  /** Strikes (process hangs or crashes) within `strikeWindowMs` that hold a function back. */
+  strikesToHold: 3,
+  strikeWindowMs: 10 * 60_000,
+  /** How long a held-back function answers 503. */
+  holdMs: 5 * 60_000,
+  /**
+   * Loaded isolates after which a process is drained and replaced. An isolate costs about
+   * 1.9 MB resident (bench/RESULTS.md), so 300 is about 600 MB; with the RSS bound below this
+   * keeps 10,000 functions within 2 GB in total (host and two processes, recycling included).
+   */
+  maxIsolatesPerProcess: 300,
+  /**
+   * Resident memory after which a process is drained and replaced (in the tiers of 512 MB and
+   * more, twice the tier's heap limit, so one large function cannot make its process churn).
+   */
+  maxProcessRssBytes: 640 * 1024 * 1024,
   /** In-flight invocations get at most this long to finish on shutdown. */
   shutdownGraceMs: 10_000,
   /** Invocation records are written in batches this often. */
@@ -41,8 +56,40 @@ export const defaults = {
   rateLimitPerMinute: 0,
   /** Let functions fetch loopback and private addresses (development, tests). */
   allowPrivateNetwork: false,
+  /** Expired KV pairs are deleted this often (reads never return them meanwhile). */
+  kvSweepIntervalMs: 60_000,
+  /** Child processes running project-database (env.DB) statements. */
+  dbProcesses: 2,
+  /** Time limit of one data-API statement; env.DB statements get their function's timeout. */
+  dbStatementTimeoutMs: 30_000,
+  /** Project database files each database process keeps open. */
+  dbMaxOpenPerProcess: 64,
+  /** Largest env.DB request or data-API body, and largest answer of one query. */
+  dbMaxRequestBytes: 32 * 1024 * 1024,
   /** Deploys that time out the probe fail after this long. */
   deployProbeTimeoutMs: 15_000,
+  /** A running workflow execution's lease: unrenewed for this long, another host may take it. */
+  workflowLeaseMs: 60_000,
+  /** How often wait timeouts and abandoned workflow executions are looked for. */
+  workflowSweepMs: 1000,
+  /** Time limit of a workflow webhook node's HTTP call. */
+  workflowWebhookTimeoutMs: 10_000,
+  /** Largest serialized `vars` (and `context`) of a workflow execution. */
+  workflowMaxVarsBytes: 1024 * 1024,
+  /** A webhook delivery attempt succeeds on a 2xx answered within this long. */
+  webhookAttemptTimeoutMs: 10_000,
+  /** Waits before the retries of a failed delivery (WORKERBASE_WEBHOOK_RETRY_DELAYS, seconds). */
+  webhookRetryDelaysMs: [10_000, 40_000, 90_000],
+  /** A delivery waiting for a retry holds back its conversation's later events this long at most. */
+  webhookHoldBackMs: 30_000,
+  /** How often due deliveries (and queued inbound messages) are looked for in the store. */
+  webhookPollMs: 250,
+  /** Delivery attempts in flight at once per host; a hanging receiver takes one slot, at most 10 s. */
+  webhookMaxInFlight: 64,
+  /** A claimed delivery's lease: a host that dies mid-attempt frees it after this long. */
+  webhookLeaseMs: 30_000,
+  /** Messages of a conversation given to workflows in `whatsapp_context` (the latest ones). */
+  whatsappContextMessages: 50,
 };
 
 export type Config = typeof defaults & {
@@ -50,6 +97,10 @@ export type Config = typeof defaults & {
   apiKey?: string;
   adminKey?: string;
   masterKey?: string;
+  /** Meta's app secret: checks `X-Hub-Signature-256` of inbound WhatsApp webhooks. */
+  whatsappAppSecret?: string;
+  /** Answers Meta's verification challenge. */
+  whatsappVerifyToken?: string;
 };
 
 function flag(args: string[], name: string): string | undefined {
@@ -65,6 +116,17 @@ function int(value: string | undefined, name: string): number | undefined {
   if (!Number.isInteger(n) || n < 0)
     throw new Error(`${name} must be a non-negative integer, got "${value}"`);
   return n;
+}
+
+/** A comma-separated list of seconds (decimals allowed), as milliseconds. */
+function seconds(value: string | undefined, name: string): number[] | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  return value.split(",").map((part) => {
+    const n = Number(part.trim());
+    if (part.trim() === "" || !Number.isFinite(n) || n < 0 || n > 86_400)
+      throw new Error(`${name} must be comma-separated seconds (0 to 86400), got "${value}"`);
+    return Math.round(n * 1000);
+  });
 }
 
 function bool(value: string | undefined): boolean {
@@ -90,6 +152,11 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     apiKey: env.WORKERBASE_API_KEY || undefined,
     adminKey: env.WORKERBASE_ADMIN_KEY || undefined,
     masterKey: env.WORKERBASE_MASTER_KEY || undefined,
+    whatsappAppSecret: env.WHATSAPP_APP_SECRET || undefined,
+    whatsappVerifyToken: env.WHATSAPP_VERIFY_TOKEN || undefined,
+    webhookRetryDelaysMs:
+      seconds(env.WORKERBASE_WEBHOOK_RETRY_DELAYS, "WORKERBASE_WEBHOOK_RETRY_DELAYS") ??
+      defaults.webhookRetryDelaysMs,
     rateLimitPerMinute:
       int(env.WORKERBASE_RATE_LIMIT_PER_MINUTE, "WORKERBASE_RATE_LIMIT_PER_MINUTE") ?? 0,
     allowPrivateNetwork:

@@ -1,13 +1,17 @@
 import crypto from "node:crypto";
-import http from "node:http";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { getRequestListener } from "@hono/node-server";
 import { Hono } from "hono";
 
-/** What the supervisors may ask of the host; each handler gets a web Request. */
+/** What the supervisors may ask of the host; each handler gets a web Request, except `kv`. */
 export interface InternalHandlers {
   code: (deploymentId: string) => Promise<unknown | null>;
-  kv: (projectId: string, op: string, request: Request) => Promise<Response>;
+  /**
+   * KV operations sit on a function's hot path, so they skip Hono and its web Request and
+   * Response objects (about 0.1 ms of host CPU per call): the handler answers on `res`.
+   */
+  kv: (projectId: string, op: string, req: IncomingMessage, res: ServerResponse) => Promise<void>;
   db: (projectId: string, op: string, request: Request) => Promise<Response>;
 }
 
@@ -35,9 +39,6 @@ export async function startInternalServer(
     const code = await handlers.code(c.req.param("id"));
     return code ? c.json(code) : c.text("unknown deployment", 404);
   });
-  app.post("/__wb/kv/:op", (c) =>
-    handlers.kv(c.req.header("x-workerbase-project") ?? "", c.req.param("op"), c.req.raw),
-  );
   app.post("/__wb/db/:op", (c) =>
     handlers.db(c.req.header("x-workerbase-project") ?? "", c.req.param("op"), c.req.raw),
   );
@@ -45,7 +46,20 @@ export async function startInternalServer(
     log(`internal request failed: ${(err as Error).stack}`);
     return c.text("internal error", 500);
   });
-  const server = http.createServer(getRequestListener(app.fetch));
+  const listener = getRequestListener(app.fetch);
+  const kvPrefix = "/__wb/kv/";
+  const server = http.createServer((req, res) => {
+    if (req.method !== "POST" || !req.url?.startsWith(kvPrefix)) return void listener(req, res);
+    if (!tokenMatches(req.headers["x-workerbase-token"] as string | undefined, getToken())) {
+      return void res.writeHead(403).end("forbidden");
+    }
+    const project = (req.headers["x-workerbase-project"] as string | undefined) ?? "";
+    handlers.kv(project, req.url.slice(kvPrefix.length), req, res).catch((err) => {
+      log(`internal request failed: ${(err as Error).stack}`);
+      if (res.headersSent) res.destroy();
+      else res.writeHead(500).end("internal error");
+    });
+  });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {

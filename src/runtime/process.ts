@@ -3,6 +3,10 @@ import fs from "node:fs";
 import http from "node:http";
 import readline from "node:readline";
 import { createRequire } from "node:module";
+import net from "node:net";
+import { Wire, type WireResponse } from "./wire.js";
+import crypto from "node:crypto";
+import path from "node:path";
 
 /** What the host asks a workerd process to run. */
 export interface InvokeRequest {
@@ -14,6 +18,10 @@ export interface InvokeRequest {
   headers: Record<string, string | string[]>;
   body: Buffer | null;
   timeoutMs: number;
+  /** The function's memory setting (MB): picks the tier, whose V8 heap limit fits it. */
+  memoryMb: number;
+  /** Which function runs, so one that hangs or crashes its process can be held back. */
+  functionId: string;
   probe?: boolean;
 }
 
@@ -51,17 +59,20 @@ const invokeHeaderNames = {
   probe: "x-workerbase-probe",
 };
 
+const framing = new Set(["content-length", "transfer-encoding", "host", "connection"]);
+
 function failed(kind: ResultKind, error: string): InvokeResult {
   return { kind, status: 500, headers: [], body: Buffer.alloc(0), logs: [], error };
 }
 
 /** Splits the supervisor's frame (metadata JSON, then the function's body). */
-function parseFrame(res: http.IncomingMessage, data: Buffer): InvokeResult {
-  const metaLength = Number(res.headers["x-workerbase-meta-length"]);
-  if (res.statusCode !== 200 || !Number.isInteger(metaLength) || metaLength > data.length) {
-    return failed("internal", `the runtime answered ${res.statusCode} without a result`);
+function parseFrame(res: WireResponse): InvokeResult {
+  const data = res.body;
+  const metaLength = Number(res.headers.get("x-workerbase-meta-length"));
+  if (res.status !== 200 || !Number.isInteger(metaLength) || metaLength > data.length) {
+    return failed("internal", `the runtime answered ${res.status} without a result`);
   }
-  const meta = JSON.parse(data.subarray(0, metaLength).toString("utf8"));
+  const meta = JSON.parse(data.toString("utf8", 0, metaLength));
   const body = data.subarray(metaLength);
   if (meta.probe) return { ...failed("ok", ""), error: undefined, handlerType: meta.handler };
   if (meta.kind) return { ...failed(meta.kind, meta.error), logs: meta.logs ?? [] };
@@ -70,6 +81,7 @@ function parseFrame(res: http.IncomingMessage, data: Buffer): InvokeResult {
 
 export interface ProcessOptions {
   index: number;
+  label: string;
   configPath: string;
   /** Shared by the host and the supervisors, in both directions; never shown to functions. */
   token: string;
@@ -83,20 +95,35 @@ export class WorkerdProcess {
   readonly token: string;
   private child!: ChildProcess;
   private agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-  private pending = new Set<http.ClientRequest>();
+  /** Invocations travel over these connections; heartbeats over the agent. */
+  private wire = new Wire(() =>
+    this.socketPath ? net.connect(this.socketPath) : net.connect(this.port, "127.0.0.1"),
+  );
   port = 0;
+  /** The unix socket workerd listens on (loopback TCP when the path would be too long). */
+  private socketPath: string | undefined;
   /** ready: takes work; late: heartbeat overdue, gets no new work; draining: being replaced. */
   state: "starting" | "ready" | "late" | "draining" | "dead" = "starting";
   inFlight = 0;
   lastBeatAt = Date.now();
-  timeoutsSinceBeat = 0;
+  /** Functions whose invocation timed out here since the last good heartbeat. */
+  timedOutFunctions = new Set<string>();
+  /** Functions whose invocations were cut off by this process dying. */
+  crashedFunctions = new Set<string>();
+  killedAsStuck = false;
   loadedIsolates = 0;
   startedAt = Date.now();
+
+  /** Settles after the exit of the child has been handled (state dead, pool told). */
+  private exited!: Promise<void>;
 
   private constructor(private options: ProcessOptions) {
     this.index = options.index;
     this.token = options.token;
+    this.label = options.label;
   }
+
+  readonly label: string;
 
   get pid(): number | undefined {
     return this.child?.pid;
@@ -110,6 +137,11 @@ export class WorkerdProcess {
   }
 
   private spawn(): Promise<void> {
+    const sock = path.join(
+      path.dirname(this.options.configPath),
+      `workerd-${crypto.randomBytes(6).toString("hex")}.sock`,
+    );
+    this.socketPath = Buffer.byteLength(sock) < 100 ? sock : undefined;
     // setpriv's parent-death signal makes the kernel kill workerd if the host dies, even by SIGKILL.
     const args = [
       "--pdeathsig",
@@ -120,7 +152,7 @@ export class WorkerdProcess {
       this.options.configPath,
       "--experimental",
       "--socket-addr",
-      "http=127.0.0.1:0",
+      this.socketPath ? `http=unix:${this.socketPath}` : "http=127.0.0.1:0",
       "--control-fd",
       "3",
     ];
@@ -133,7 +165,7 @@ export class WorkerdProcess {
         env: { ...process.env, WORKERBASE_RUNTIME_TOKEN: this.token },
       },
     );
-    const prefix = `[workerd ${this.index}]`;
+    const prefix = `[workerd ${this.label}]`;
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
       readline
         .createInterface({ input: stream })
@@ -165,19 +197,32 @@ export class WorkerdProcess {
         clearTimeout(timer);
         const wasStarting = this.state === "starting";
         this.state = "dead";
-        for (const req of this.pending) req.destroy(new Error("workerd exited"));
+        this.wire.destroy(new Error("workerd exited"));
         this.agent.destroy();
+        if (this.socketPath) fs.rmSync(this.socketPath, { force: true });
         if (wasStarting)
           reject(new Error(`workerd exited during start (code ${code}, signal ${signal})`));
         this.options.onExit(this, code, signal);
       });
+      // After the handler above: by then the process is dead and the pool has been told.
+      this.exited = new Promise((done) => this.child.once("exit", () => done()));
     });
+  }
+
+  private address(): http.RequestOptions {
+    return this.socketPath
+      ? { socketPath: this.socketPath }
+      : { host: "127.0.0.1", port: this.port };
   }
 
   /** Sends one invocation; never rejects: failures come back as a result kind. */
   invoke(request: InvokeRequest): Promise<InvokeResult> {
     return new Promise((resolve) => {
-      const headers: Record<string, string | string[]> = { ...request.headers };
+      const headers: Record<string, string | string[]> = {};
+      for (const name in request.headers) {
+        // The wire writes its own framing headers.
+        if (!framing.has(name.toLowerCase())) headers[name] = request.headers[name];
+      }
       headers[invokeHeaderNames.token] = this.token;
       headers[invokeHeaderNames.worker] = request.workerId;
       headers[invokeHeaderNames.deployment] = request.deploymentId;
@@ -185,56 +230,55 @@ export class WorkerdProcess {
       headers[invokeHeaderNames.url] = request.url;
       headers[invokeHeaderNames.method] = request.method;
       if (request.probe) headers[invokeHeaderNames.probe] = "1";
-      headers["content-length"] = String(request.body?.length ?? 0);
-      delete headers["transfer-encoding"];
-      this.inFlight++;
+      const fnId = request.functionId;
       let settled = false;
+      let timer: NodeJS.Timeout | undefined;
       const finish = (result: InvokeResult) => {
         if (settled) return;
         settled = true;
         this.inFlight--;
         clearTimeout(timer);
-        this.pending.delete(req);
         resolve(result);
       };
-      const req = http.request(
-        {
-          host: "127.0.0.1",
-          port: this.port,
-          method: "POST",
-          path: "/__wb/invoke",
-          headers,
-          agent: this.agent,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (chunk: Buffer) => chunks.push(chunk));
-          res.on("end", () => {
-            try {
-              finish(parseFrame(res, Buffer.concat(chunks)));
-            } catch (err) {
-              finish(
-                failed("internal", `unreadable answer from the runtime: ${(err as Error).message}`),
-              );
-            }
-          });
-          res.on("error", () => finish(this.crashed()));
-        },
-      );
-      const timer = setTimeout(() => {
-        this.timeoutsSinceBeat++;
+      this.inFlight++;
+      const abort = this.wire.request("POST", "/__wb/invoke", headers, request.body, (err, res) => {
+        if (settled) return; // timed out and aborted
+        if (err || !res) {
+          // A broken connection usually means the process died: answer once its exit has been
+          // handled, so the next call is not routed to it (nor the strike counted late).
+          const result = this.crashed(fnId);
+          return void this.exitedWithin(1000).then(() => finish(result));
+        }
+        try {
+          finish(parseFrame(res));
+        } catch (e) {
+          finish(failed("internal", `unreadable answer from the runtime: ${(e as Error).message}`));
+        }
+      });
+      if (settled) return;
+      timer = setTimeout(() => {
+        this.timedOutFunctions.add(fnId);
         finish(
           failed("timeout", `The function did not answer within ${request.timeoutMs / 1000} s`),
         );
-        req.destroy();
+        abort();
       }, request.timeoutMs);
-      this.pending.add(req);
-      req.on("error", () => finish(this.crashed()));
-      req.end(request.body ?? undefined);
     });
   }
 
-  private crashed(): InvokeResult {
+  private exitedWithin(ms: number): Promise<void> {
+    if (this.state === "dead") return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      void this.exited.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private crashed(functionId: string): InvokeResult {
+    this.crashedFunctions.add(functionId);
     return failed(
       "crashed",
       "The runtime process running this invocation stopped (it ran out of memory, hung, or was restarted)",
@@ -246,8 +290,7 @@ export class WorkerdProcess {
     return new Promise((resolve) => {
       const req = http.get(
         {
-          host: "127.0.0.1",
-          port: this.port,
+          ...this.address(),
           path: "/__wb/health",
           headers: { [invokeHeaderNames.token]: this.token },
           agent: this.agent,
@@ -261,7 +304,7 @@ export class WorkerdProcess {
               const body = JSON.parse(Buffer.concat(chunks).toString());
               this.loadedIsolates = body.loadedIsolates;
               this.lastBeatAt = Date.now();
-              this.timeoutsSinceBeat = 0;
+              this.timedOutFunctions.clear();
               resolve(true);
             } catch {
               resolve(false);

@@ -96,4 +96,190 @@ export const migrations: Record<string, Migration> = {
       await sql`select 1`.execute(db);
     },
   },
+  "0010_workflows": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("workflows")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("project_id", "text", (c) => c.notNull().references("projects.id"))
+        .addColumn("name", "text", (c) => c.notNull())
+        .addColumn("slug", "text", (c) => c.notNull())
+        .addColumn("version_id", "text", (c) => c.notNull())
+        .addColumn("triggers", "text", (c) => c.notNull())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("updated_at", "text", (c) => c.notNull())
+        .addUniqueConstraint("workflows_project_slug", ["project_id", "slug"])
+        .execute();
+      await db.schema
+        .createTable("workflow_versions")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("workflow_id", "text", (c) => c.notNull())
+        .addColumn("definition", "text", (c) => c.notNull())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("workflow_executions")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("project_id", "text", (c) => c.notNull())
+        .addColumn("workflow_id", "text", (c) => c.notNull())
+        .addColumn("version_id", "text", (c) => c.notNull())
+        .addColumn("workflow_name", "text", (c) => c.notNull())
+        .addColumn("status", "text", (c) => c.notNull())
+        .addColumn("vars", "text", (c) => c.notNull())
+        .addColumn("context", "text", (c) => c.notNull())
+        .addColumn("system", "text", (c) => c.notNull())
+        .addColumn("metadata", "text", (c) => c.notNull())
+        .addColumn("whatsapp_context", "text")
+        .addColumn("conversation_id", "text")
+        .addColumn("current_step_id", "text", (c) => c.notNull())
+        .addColumn("step_entries", "text", (c) => c.notNull())
+        .addColumn("error_details", "text")
+        .addColumn("lease_owner", "text")
+        .addColumn("due_at", "integer")
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("updated_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex("workflow_executions_due")
+        .on("workflow_executions")
+        .columns(["due_at"])
+        .execute();
+      await db.schema
+        .createIndex("workflow_executions_by_workflow")
+        .on("workflow_executions")
+        .columns(["workflow_id", "created_at"])
+        .execute();
+      await db.schema
+        .createIndex("workflow_executions_by_conversation")
+        .on("workflow_executions")
+        .columns(["project_id", "conversation_id", "status"])
+        .execute();
+      await db.schema
+        .createTable("workflow_events")
+        .addColumn("seq", "integer", (c) => c.primaryKey().autoIncrement())
+        .addColumn("id", "text", (c) => c.notNull().unique())
+        .addColumn("execution_id", "text", (c) => c.notNull())
+        .addColumn("event_type", "text", (c) => c.notNull())
+        .addColumn("step_id", "text")
+        .addColumn("edge_label", "text")
+        .addColumn("payload", "text", (c) => c.notNull())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex("workflow_events_by_execution")
+        .on("workflow_events")
+        .columns(["execution_id", "seq"])
+        .execute();
+    },
+  },
+  "0020_webhooks": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("webhooks")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("project_id", "text", (c) => c.notNull().references("projects.id"))
+        .addColumn("url", "text")
+        .addColumn("function_id", "text")
+        .addColumn("events", "text", (c) => c.notNull())
+        .addColumn("secret_sealed", "blob", (c) => c.notNull())
+        .addColumn("headers", "text", (c) => c.notNull())
+        .addColumn("active", "integer", (c) => c.notNull())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("updated_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex("webhooks_by_project")
+        .on("webhooks")
+        .column("project_id")
+        .execute();
+      await db.schema
+        .createTable("webhook_deliveries")
+        .addColumn("seq", "integer", (c) => c.primaryKey().autoIncrement())
+        .addColumn("id", "text", (c) => c.notNull().unique())
+        .addColumn("project_id", "text", (c) => c.notNull())
+        .addColumn("webhook_id", "text", (c) => c.notNull())
+        .addColumn("event", "text", (c) => c.notNull())
+        .addColumn("payload", "text", (c) => c.notNull())
+        .addColumn("conversation_id", "text")
+        .addColumn("status", "text", (c) => c.notNull())
+        .addColumn("attempts", "integer", (c) => c.notNull())
+        .addColumn("last_status_code", "integer")
+        .addColumn("last_error", "text")
+        .addColumn("queued_at", "integer", (c) => c.notNull())
+        .addColumn("next_attempt_at", "integer", (c) => c.notNull())
+        .addColumn("lease_owner", "text")
+        .addColumn("lease_until", "integer")
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("updated_at", "text", (c) => c.notNull())
+        .addColumn("delivered_at", "text")
+        .execute();
+      await db.schema
+        .createIndex("webhook_deliveries_due")
+        .on("webhook_deliveries")
+        .columns(["status", "next_attempt_at"])
+        .execute();
+      await db.schema
+        .createIndex("webhook_deliveries_by_conversation")
+        .on("webhook_deliveries")
+        .columns(["webhook_id", "conversation_id", "status", "seq"])
+        .execute();
+      await db.schema
+        .createIndex("webhook_deliveries_by_project")
+        .on("webhook_deliveries")
+        .columns(["project_id", "seq"])
+        .execute();
+      await db.schema
+        .createTable("whatsapp_phone_numbers")
+        .addColumn("phone_number_id", "text", (c) => c.primaryKey())
+        .addColumn("project_id", "text", (c) => c.notNull().references("projects.id"))
+        .addColumn("display_phone_number", "text")
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("whatsapp_conversations")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("project_id", "text", (c) => c.notNull())
+        .addColumn("phone_number_id", "text", (c) => c.notNull())
+        .addColumn("phone_number", "text", (c) => c.notNull())
+        .addColumn("contact_name", "text")
+        .addColumn("status", "text", (c) => c.notNull())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("updated_at", "text", (c) => c.notNull())
+        .addUniqueConstraint("whatsapp_conversations_party", [
+          "project_id",
+          "phone_number_id",
+          "phone_number",
+        ])
+        .execute();
+      await db.schema
+        .createTable("whatsapp_messages")
+        .addColumn("seq", "integer", (c) => c.primaryKey().autoIncrement())
+        .addColumn("id", "text", (c) => c.notNull())
+        .addColumn("project_id", "text", (c) => c.notNull())
+        .addColumn("conversation_id", "text", (c) => c.notNull())
+        .addColumn("direction", "text", (c) => c.notNull())
+        .addColumn("type", "text", (c) => c.notNull())
+        .addColumn("phone_number", "text", (c) => c.notNull())
+        .addColumn("content", "text", (c) => c.notNull())
+        .addColumn("body", "text", (c) => c.notNull())
+        .addColumn("timestamp", "text", (c) => c.notNull())
+        .addColumn("origin", "text", (c) => c.notNull())
+        .addColumn("dispatch", "text", (c) => c.notNull())
+        .addColumn("lease_owner", "text")
+        .addColumn("lease_until", "integer")
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addUniqueConstraint("whatsapp_messages_id", ["project_id", "id"])
+        .execute();
+      await db.schema
+        .createIndex("whatsapp_messages_by_conversation")
+        .on("whatsapp_messages")
+        .columns(["conversation_id", "seq"])
+        .execute();
+      await db.schema
+        .createIndex("whatsapp_messages_dispatch")
+        .on("whatsapp_messages")
+        .columns(["dispatch", "seq"])
+        .execute();
+    },
+  },
 };

@@ -85,6 +85,148 @@ export interface KvTable {
   expiration: number | null;
 }
 
+export interface WorkflowsTable {
+  id: string;
+  project_id: string;
+  name: string;
+  slug: string;
+  /** The workflow_versions row executions start from. */
+  version_id: string;
+  triggers: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Immutable definitions: an execution keeps the one it started with. */
+export interface WorkflowVersionsTable {
+  id: string;
+  workflow_id: string;
+  definition: string;
+  created_at: string;
+}
+
+export interface WorkflowExecutionsTable {
+  id: string;
+  project_id: string;
+  workflow_id: string;
+  version_id: string;
+  workflow_name: string;
+  status: "running" | "waiting" | "ended" | "failed";
+  vars: string;
+  context: string;
+  system: string;
+  metadata: string;
+  whatsapp_context: string | null;
+  conversation_id: string | null;
+  current_step_id: string;
+  /** JSON map of step id to how often the execution entered it (the idempotency key's n). */
+  step_entries: string;
+  error_details: string | null;
+  /** The host running it (running) while its lease lasts. */
+  lease_owner: string | null;
+  /** Epoch ms: a running execution's lease expiry, a waiting one's timeout; null otherwise. */
+  due_at: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface WorkflowEventsTable {
+  seq: Generated<number>;
+  id: string;
+  execution_id: string;
+  event_type: string;
+  step_id: string | null;
+  edge_label: string | null;
+  payload: string;
+  created_at: string;
+}
+
+export interface WebhooksTable {
+  id: string;
+  project_id: string;
+  /** Exactly one of url and function_id is set. */
+  url: string | null;
+  function_id: string | null;
+  /** JSON array of event names. */
+  events: string;
+  /** The signing secret, sealed with the master key (SecretBox, context `webhook:{id}`). */
+  secret_sealed: Buffer;
+  /** JSON object of extra request headers. */
+  headers: string;
+  active: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface WebhookDeliveriesTable {
+  /** Event order: deliveries about one conversation are made in seq order. */
+  seq: Generated<number>;
+  /** Also the `X-Idempotency-Key`. */
+  id: string;
+  project_id: string;
+  webhook_id: string;
+  event: string;
+  /** The exact JSON body that is signed and sent. */
+  payload: string;
+  conversation_id: string | null;
+  status: "pending" | "delivered" | "failed";
+  attempts: number;
+  last_status_code: number | null;
+  last_error: string | null;
+  /** Epoch ms when the event was queued (the hold-back clock). */
+  queued_at: number;
+  /** Epoch ms of the next attempt. */
+  next_attempt_at: number;
+  /** The host making an attempt now, while `lease_until` (epoch ms) lasts. */
+  lease_owner: string | null;
+  lease_until: number | null;
+  created_at: string;
+  updated_at: string;
+  delivered_at: string | null;
+}
+
+export interface WhatsappPhoneNumbersTable {
+  phone_number_id: string;
+  project_id: string;
+  display_phone_number: string | null;
+  created_at: string;
+}
+
+export interface WhatsappConversationsTable {
+  id: string;
+  project_id: string;
+  phone_number_id: string;
+  /** E.164: `+` and digits. */
+  phone_number: string;
+  contact_name: string | null;
+  status: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface WhatsappMessagesTable {
+  seq: Generated<number>;
+  /** Meta's message id (`wamid...`), unique per project. */
+  id: string;
+  project_id: string;
+  conversation_id: string;
+  direction: "inbound" | "outbound";
+  type: string;
+  phone_number: string;
+  /** A text rendering of the message. */
+  content: string;
+  /** The message object as Meta sent it (JSON). */
+  body: string;
+  /** Meta's timestamp (epoch seconds, as text). */
+  timestamp: string;
+  origin: string;
+  /** Whether workflows have been given this message yet: `pending` until they have. */
+  dispatch: "pending" | "done";
+  lease_owner: string | null;
+  lease_until: number | null;
+  created_at: string;
+}
+
 export interface Database {
   projects: ProjectsTable;
   api_keys: ApiKeysTable;
@@ -93,4 +235,13 @@ export interface Database {
   invocations: InvocationsTable;
   secrets: SecretsTable;
   kv: KvTable;
+  workflows: WorkflowsTable;
+  workflow_versions: WorkflowVersionsTable;
+  workflow_executions: WorkflowExecutionsTable;
+  workflow_events: WorkflowEventsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  whatsapp_phone_numbers: WhatsappPhoneNumbersTable;
+  whatsapp_conversations: WhatsappConversationsTable;
+  whatsapp_messages: WhatsappMessagesTable;
 }

@@ -136,6 +136,7 @@ describe("function lifecycle", () => {
   it("deploys of bad code fail with a sentence saying what to write instead", async () => {
     const cases: [string, RegExp][] = [
       [`async function handler() {\n  return new Response(;\n}`, /SyntaxError.*line 2/],
+      [`async function handler() {}\nfunction (`, /SyntaxError.*line 2, column \d+/],
       [
         `export default { async fetch() { return new Response("x"); } }`,
         /export default.*async function handler/,

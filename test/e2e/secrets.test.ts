@@ -30,7 +30,7 @@ async function read(fnId: string, names: string[], key = server.key) {
 function filesUnder(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const full = path.join(dir, e.name);
-    return e.isDirectory() ? filesUnder(full) : [full];
+    return e.isDirectory() ? filesUnder(full) : e.isFile() ? [full] : [];
   });
 }
 

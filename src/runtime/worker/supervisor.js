@@ -6,6 +6,8 @@ import { WorkerEntrypoint } from "cloudflare:workers";
 import mainSource from "./loaded-main.txt";
 import setupSource from "./loaded-setup.txt";
 import envSource from "./loaded-env.txt";
+import kvSource from "./loaded-kv.txt";
+import d1Source from "./loaded-d1.txt";
 
 const TOKEN_HEADER = "x-workerbase-token";
 let loadedIsolates = 0;
@@ -60,42 +62,50 @@ export class Egress extends WorkerEntrypoint {
   }
 }
 
-/** env.KV of a loaded function: bound to one project through props the function cannot see. */
+/**
+ * env.KV of a loaded function: bound to one project through props the function cannot see.
+ * loaded/kv.js sends each operation as a request (`http://kv/{op}`); it goes on to the host
+ * with the project and the token added, and the host's answer comes back as it is.
+ */
 export class KvBinding extends WorkerEntrypoint {
-  async call(op, args, body) {
-    const res = await hostFetch(this.env, "/__wb/kv/" + op, {
+  async fetch(request) {
+    const headers = new Headers(request.headers);
+    headers.set(TOKEN_HEADER, this.env.TOKEN);
+    headers.set("x-workerbase-project", this.ctx.props.projectId);
+    const op = new URL(request.url).pathname.slice(1);
+    return this.env.HOST.fetch("http://host/__wb/kv/" + op, {
       method: "POST",
-      headers: {
-        "x-workerbase-project": this.ctx.props.projectId,
-        "x-workerbase-args": JSON.stringify(args),
-      },
-      body: body ?? null,
+      headers,
+      body: request.body,
     });
-    const meta = res.headers.get("x-workerbase-result");
-    if (res.status === 400) throw new Error(await res.text());
-    if (!res.ok) throw new Error(`KV ${op} failed: ${await res.text()}`);
-    return {
-      meta: meta ? JSON.parse(meta) : null,
-      body: res.status === 204 ? null : await res.arrayBuffer(),
-    };
   }
 }
 
-/** env.DB of a loaded function: bound to one project through props the function cannot see. */
+/**
+ * env.DB of a loaded function: bound to one project through props the function cannot see.
+ * `payload` is a D1 request (loaded/d1.js); resolves to the host's JSON answer as text,
+ * `{results, bookmark}` or `{error}` (the shim adds D1's prefixes). Each request is bounded
+ * by the function's own timeout.
+ */
 export class DbBinding extends WorkerEntrypoint {
   async call(op, payload) {
-    const res = await hostFetch(this.env, "/__wb/db/" + op, {
-      method: "POST",
-      headers: {
-        "x-workerbase-project": this.ctx.props.projectId,
-        "content-type": "application/json",
-      },
-      body: JSON.stringify(payload),
-    });
+    let res;
+    try {
+      res = await hostFetch(this.env, "/__wb/db/" + op, {
+        method: "POST",
+        headers: {
+          "x-workerbase-project": this.ctx.props.projectId,
+          "x-workerbase-timeout-ms": String(this.ctx.props.timeoutMs ?? ""),
+          "content-type": "application/json",
+        },
+        body: JSON.stringify(payload),
+      });
+    } catch (err) {
+      return JSON.stringify({ error: `Network connection lost. (${err && err.message})` });
+    }
     const text = await res.text();
-    if (res.status === 400) throw new Error(text);
-    if (!res.ok) throw new Error(`D1_ERROR: ${text}`);
-    return JSON.parse(text);
+    if (res.ok || res.status === 400) return text;
+    return JSON.stringify({ error: `the database answered ${res.status}: ${text}` });
   }
 }
 
@@ -117,12 +127,14 @@ async function loadCode(env, ctx, deploymentId, projectId) {
             "workerbase-main.js": mainSource,
             "workerbase-setup.js": setupSource,
             "workerbase-env.js": envSource,
+            "workerbase-kv.js": kvSource,
+            "workerbase-d1.js": d1Source,
             [code.moduleName]: code.code,
           },
           env: {
             ...code.secrets,
             __WB_KV: ctx.exports.KvBinding({ props: { projectId } }),
-            __WB_DB: ctx.exports.DbBinding({ props: { projectId } }),
+            __WB_DB: ctx.exports.DbBinding({ props: { projectId, timeoutMs: code.timeoutMs } }),
             __WB_LIMITS: code.limits,
           },
           globalOutbound: ctx.exports.Egress({ props: {} }),
@@ -147,7 +159,9 @@ export default {
   async fetch(request, env, ctx) {
     if (request.headers.get(TOKEN_HEADER) !== env.TOKEN)
       return new Response("forbidden", { status: 403 });
-    const path = new URL(request.url).pathname;
+    // The host always calls /__wb/...: cut the path out instead of parsing a URL per request.
+    const url = request.url;
+    const path = url.slice(url.indexOf("/", url.indexOf("//") + 2));
     if (path === "/__wb/health") return Response.json({ ok: true, loadedIsolates });
     if (path !== "/__wb/invoke") return new Response("not found", { status: 404 });
 

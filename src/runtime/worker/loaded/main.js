@@ -1,7 +1,7 @@
 // The main module of every loaded function: runs the user's handler for one request and
 // answers the supervisor with a frame: JSON metadata (status, headers, console lines, error),
 // then the response body. The host splits the frame.
-import { withConsole } from "./workerbase-setup.js";
+import { withInvocation } from "./workerbase-setup.js";
 import { buildEnv } from "./workerbase-env.js";
 import * as user from "./function.js";
 
@@ -10,7 +10,13 @@ let userEnv;
 
 function frame(meta, body) {
   const head = encoder.encode(JSON.stringify(meta));
-  return new Response(new Blob(body ? [head, body] : [head]), {
+  let out = head;
+  if (body && body.byteLength > 0) {
+    out = new Uint8Array(head.byteLength + body.byteLength);
+    out.set(head, 0);
+    out.set(new Uint8Array(body), head.byteLength);
+  }
+  return new Response(out, {
     headers: { "x-workerbase-meta-length": String(head.byteLength) },
   });
 }
@@ -38,7 +44,7 @@ export default {
     }
     userEnv ??= buildEnv(env);
     const limits = env.__WB_LIMITS;
-    return withConsole(limits, async (state) => {
+    return withInvocation(limits, async (state) => {
       let meta;
       let body = null;
       try {

@@ -145,14 +145,30 @@ for (const [method, level] of Object.entries(levels)) {
   };
 }
 
-/** Runs `fn` with a fresh console buffer for one invocation. */
-export function withConsole(limits, fn) {
+// Cloudflare caps subrequests per invocation; so do we, counting each fetch in the context.
+const originalFetch = globalThis.fetch;
+globalThis.fetch = function fetch(input, init) {
+  const state = invocation.getStore();
+  if (state && ++state.subrequests > state.maxSubrequests) {
+    return Promise.reject(
+      new Error(
+        `Too many subrequests: a function may make at most ${state.maxSubrequests} fetches per invocation`,
+      ),
+    );
+  }
+  return originalFetch(input, init);
+};
+
+/** Runs `fn` with a fresh console buffer and subrequest count for one invocation. */
+export function withInvocation(limits, fn) {
   const state = {
     lines: [],
     bytes: 0,
     full: false,
     maxLines: limits.maxConsoleLines,
     maxBytes: limits.maxConsoleBytes,
+    subrequests: 0,
+    maxSubrequests: limits.maxSubrequests,
   };
   return invocation.run(state, () => fn(state));
 }

@@ -1,0 +1,205 @@
+import fs from "node:fs";
+import path from "node:path";
+import { LineCounter, isMap, isScalar, parseDocument, stringify, type Document } from "yaml";
+import { z } from "zod";
+import { RuntimeConfig, Tool, slugPattern } from "../functions/schema.js";
+import { closest } from "./args.js";
+
+/** The keys of `function.yaml`, after the Kapso CLI's layout; a missing key means its default. */
+export const Manifest = z.strictObject({
+  name: z.string().trim().min(1).max(100).optional(),
+  slug: z
+    .string()
+    .max(64)
+    .regex(slugPattern, "must be lowercase letters, digits and single hyphens")
+    .optional(),
+  description: z.string().max(2000).nullable().optional(),
+  entrypoint: z
+    .string()
+    .min(1)
+    .refine(
+      (p) => !path.isAbsolute(p) && !p.split(/[\\/]/).includes(".."),
+      "must be a file inside the function's folder",
+    )
+    .optional(),
+  function_type: z.literal("cloudflare_worker", "must be cloudflare_worker").optional(),
+  public_endpoint: z.boolean().optional(),
+  invoke_response_mode: z.enum(["passthrough", "wrapped"]).optional(),
+  runtime_config: RuntimeConfig.optional(),
+  tool: Tool.nullable().optional(),
+});
+
+export const manifestKeys = Object.keys(Manifest.shape);
+export const defaultEntrypoint = "index.js";
+const nestedKeys: Record<string, string[]> = {
+  "": manifestKeys,
+  runtime_config: Object.keys(RuntimeConfig.shape),
+  tool: Object.keys(Tool.shape),
+};
+
+/** A function as a folder describes it, every default filled in. */
+export interface LocalFunction {
+  folder: string;
+  manifestFile: string;
+  entrypointFile: string;
+  slug: string;
+  name: string;
+  description: string | null;
+  code: string;
+  public_endpoint: boolean;
+  invoke_response_mode: "passthrough" | "wrapped";
+  runtime_config: { timeout: number; memory: number; compatibility_flags: string[] };
+  tool: z.infer<typeof Tool> | null;
+}
+
+/** A problem in a project folder, reported as `file:line: message`. */
+export class ManifestError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    message: string,
+  ) {
+    super(`${display(file)}:${line}: ${message}`);
+  }
+}
+
+/** A path as the user would type it from here. */
+export function display(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel && !rel.startsWith("..") ? rel : file;
+}
+
+/** The line of the YAML node at `at` (a key path), or of its nearest parent that exists. */
+function lineOf(
+  doc: Document,
+  counter: LineCounter,
+  at: (string | number)[],
+  key?: string,
+): number {
+  for (let depth = at.length; depth >= 0; depth--) {
+    const node = depth === 0 ? doc.contents : doc.getIn(at.slice(0, depth), true);
+    const range = (node as { range?: [number, number, number] } | null)?.range;
+    if (!range) continue;
+    if (key !== undefined && depth === at.length && isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && p.key.value === key);
+      if (pair && isScalar(pair.key) && pair.key.range)
+        return counter.linePos(pair.key.range[0]).line;
+    }
+    return counter.linePos(range[0]).line;
+  }
+  return 1;
+}
+
+/** Reads and checks one `function.yaml` and its entrypoint; every problem names file and line. */
+export function readLocalFunction(manifestFile: string): LocalFunction {
+  const folder = path.dirname(manifestFile);
+  const text = fs.readFileSync(manifestFile, "utf8");
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const line = e.linePos?.[0].line ?? 1;
+    const message = e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
+    throw new ManifestError(manifestFile, line, `invalid YAML: ${message}`);
+  }
+  const value: unknown = doc.toJS() ?? {};
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new ManifestError(
+      manifestFile,
+      lineOf(doc, counter, []),
+      "expected a mapping of keys (name: ..., entrypoint: ...)",
+    );
+  }
+  const result = Manifest.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const at = issue.path.filter((p): p is string | number => typeof p !== "symbol");
+    if (issue.code === "unrecognized_keys") {
+      const key = issue.keys[0];
+      const valid = nestedKeys[at.join(".")] ?? [];
+      const hint = closest(key, valid);
+      throw new ManifestError(
+        manifestFile,
+        lineOf(doc, counter, at, key),
+        `unknown key "${[...at, key].join(".")}"` +
+          (hint
+            ? `; did you mean "${hint}"?`
+            : valid.length
+              ? ` (known: ${valid.join(", ")})`
+              : ""),
+      );
+    }
+    throw new ManifestError(
+      manifestFile,
+      lineOf(doc, counter, at),
+      `${at.join(".") || "(file)"}: ${issue.message}`,
+    );
+  }
+  const m = result.data;
+  const entrypoint = m.entrypoint ?? defaultEntrypoint;
+  const entrypointFile = path.join(folder, entrypoint);
+  let code: string;
+  try {
+    code = fs.readFileSync(entrypointFile, "utf8");
+  } catch {
+    throw new ManifestError(
+      manifestFile,
+      m.entrypoint ? lineOf(doc, counter, [], "entrypoint") : 1,
+      `entrypoint ${display(entrypointFile)} does not exist` +
+        (m.entrypoint ? "" : ` (the default; set "entrypoint:" to name another file)`),
+    );
+  }
+  const slug = m.slug ?? path.basename(folder);
+  if (!slugPattern.test(slug)) {
+    throw new ManifestError(
+      manifestFile,
+      1,
+      `the folder name "${slug}" is not a valid slug; add "slug:" with lowercase letters, digits and hyphens`,
+    );
+  }
+  return {
+    folder,
+    manifestFile,
+    entrypointFile,
+    slug,
+    name: m.name ?? slug,
+    description: m.description ?? null,
+    code,
+    public_endpoint: m.public_endpoint ?? false,
+    invoke_response_mode: m.invoke_response_mode ?? "passthrough",
+    runtime_config: {
+      timeout: m.runtime_config?.timeout ?? 30,
+      memory: m.runtime_config?.memory ?? 128,
+      compatibility_flags: [...(m.runtime_config?.compatibility_flags ?? [])].sort(),
+    },
+    tool: m.tool ?? null,
+  };
+}
+
+/** The text of a `function.yaml` for a function as the server has it. */
+export function manifestText(
+  fn: {
+    name: string;
+    slug: string;
+    description: string | null;
+    public_endpoint: boolean;
+    invoke_response_mode: string;
+    runtime_config: Record<string, unknown>;
+    tool: unknown;
+    function_type: string;
+  },
+  entrypoint: string,
+): string {
+  const manifest: Record<string, unknown> = {
+    name: fn.name,
+    slug: fn.slug,
+    ...(fn.description !== null ? { description: fn.description } : {}),
+    entrypoint,
+    function_type: fn.function_type,
+    public_endpoint: fn.public_endpoint,
+    invoke_response_mode: fn.invoke_response_mode,
+    runtime_config: fn.runtime_config,
+    ...(fn.tool ? { tool: fn.tool } : {}),
+  };
+  return stringify(manifest);
+}

@@ -1,0 +1,158 @@
+import { sql, type Selectable } from "kysely";
+import type { Store } from "../store/db.js";
+import type {
+  WhatsappConversationsTable,
+  WhatsappMessagesTable,
+  WhatsappPhoneNumbersTable,
+} from "../store/schema.js";
+import type { Db } from "./store.js";
+
+export type PhoneNumberRow = Selectable<WhatsappPhoneNumbersTable>;
+export type ConversationRow = Selectable<WhatsappConversationsTable>;
+export type MessageRow = Selectable<WhatsappMessagesTable>;
+
+/**
+ * When a message may be handed to workflows now: nobody holds it, and no earlier message of
+ * its conversation is still waiting or being handed over (a conversation's messages go in order).
+ */
+function dispatchable(now: number) {
+  return sql<boolean>`m.dispatch = 'pending' and (m.lease_until is null or m.lease_until <= ${now})
+    and not exists (select 1 from whatsapp_messages p
+      where p.conversation_id = m.conversation_id and p.dispatch = 'pending' and p.seq < m.seq)`;
+}
+
+/** Queries for WhatsApp phone numbers, conversations and messages. */
+export const whatsappStore = {
+  phoneNumber: (db: Db, phoneNumberId: string) =>
+    db
+      .selectFrom("whatsapp_phone_numbers")
+      .selectAll()
+      .where("phone_number_id", "=", phoneNumberId)
+      .executeTakeFirst(),
+
+  phoneNumbers: (db: Db, projectId: string) =>
+    db
+      .selectFrom("whatsapp_phone_numbers")
+      .selectAll()
+      .where("project_id", "=", projectId)
+      .orderBy("created_at")
+      .execute(),
+
+  insertPhoneNumber: (db: Db, row: PhoneNumberRow) =>
+    db.insertInto("whatsapp_phone_numbers").values(row).execute(),
+
+  updatePhoneNumber: (db: Db, phoneNumberId: string, display: string | null) =>
+    db
+      .updateTable("whatsapp_phone_numbers")
+      .set({ display_phone_number: display })
+      .where("phone_number_id", "=", phoneNumberId)
+      .execute(),
+
+  deletePhoneNumber: (db: Db, projectId: string, phoneNumberId: string) =>
+    db
+      .deleteFrom("whatsapp_phone_numbers")
+      .where("project_id", "=", projectId)
+      .where("phone_number_id", "=", phoneNumberId)
+      .executeTakeFirst(),
+
+  /** The project called `default`, which owns unregistered phone number ids. */
+  defaultProject: (db: Db) =>
+    db.selectFrom("projects").select("id").where("name", "=", "default").executeTakeFirst(),
+
+  conversationFor: (db: Db, projectId: string, phoneNumberId: string, phone: string) =>
+    db
+      .selectFrom("whatsapp_conversations")
+      .selectAll()
+      .where("project_id", "=", projectId)
+      .where("phone_number_id", "=", phoneNumberId)
+      .where("phone_number", "=", phone)
+      .executeTakeFirst(),
+
+  conversation: (db: Db, projectId: string, id: string) =>
+    db
+      .selectFrom("whatsapp_conversations")
+      .selectAll()
+      .where("project_id", "=", projectId)
+      .where("id", "=", id)
+      .executeTakeFirst(),
+
+  conversations: (db: Db, projectId: string, limit: number) =>
+    db
+      .selectFrom("whatsapp_conversations")
+      .selectAll()
+      .where("project_id", "=", projectId)
+      .orderBy("updated_at", "desc")
+      .limit(limit)
+      .execute(),
+
+  insertConversation: (db: Db, row: ConversationRow) =>
+    db.insertInto("whatsapp_conversations").values(row).execute(),
+
+  touchConversation: (db: Db, id: string, at: string, contactName: string | null) =>
+    db
+      .updateTable("whatsapp_conversations")
+      .set(contactName ? { updated_at: at, contact_name: contactName } : { updated_at: at })
+      .where("id", "=", id)
+      .execute(),
+
+  messageExists: async (db: Db, projectId: string, id: string) =>
+    (await db
+      .selectFrom("whatsapp_messages")
+      .select("seq")
+      .where("project_id", "=", projectId)
+      .where("id", "=", id)
+      .executeTakeFirst()) !== undefined,
+
+  insertMessage: (db: Db, row: Omit<MessageRow, "seq">) =>
+    db.insertInto("whatsapp_messages").values(row).execute(),
+
+  /** The latest `limit` messages of a conversation (up to `uptoSeq`), oldest first. */
+  latestMessages: async (db: Db, conversationId: string, limit: number, uptoSeq?: number) => {
+    let q = db
+      .selectFrom("whatsapp_messages")
+      .selectAll()
+      .where("conversation_id", "=", conversationId)
+      .orderBy("seq", "desc")
+      .limit(limit);
+    if (uptoSeq !== undefined) q = q.where("seq", "<=", uptoSeq);
+    return (await q.execute()).reverse();
+  },
+
+  /** Claims messages to hand to workflows, at most one per conversation at a time. */
+  claimDispatch: async (db: Store, owner: string, now: number, leaseMs: number, limit: number) => {
+    const candidates = await sql<{ seq: number }>`select m.seq from whatsapp_messages m
+      where ${dispatchable(now)} order by m.seq limit ${limit}`.execute(db);
+    const claimed: number[] = [];
+    for (const { seq } of candidates.rows) {
+      const result = await sql`update whatsapp_messages as m
+        set lease_owner = ${owner}, lease_until = ${now + leaseMs}
+        where m.seq = ${seq} and ${dispatchable(now)}`.execute(db);
+      if (Number(result.numAffectedRows ?? 0) === 1) claimed.push(seq);
+    }
+    if (claimed.length === 0) return [];
+    return db
+      .selectFrom("whatsapp_messages")
+      .selectAll()
+      .where("seq", "in", claimed)
+      .orderBy("seq")
+      .execute();
+  },
+
+  finishDispatch: (db: Db, seq: number, owner: string) =>
+    db
+      .updateTable("whatsapp_messages")
+      .set({ dispatch: "done", lease_owner: null, lease_until: null })
+      .where("seq", "=", seq)
+      .where("lease_owner", "=", owner)
+      .execute(),
+
+  releaseDispatch: async (db: Db, seqs: number[], owner: string): Promise<void> => {
+    if (seqs.length === 0) return;
+    await db
+      .updateTable("whatsapp_messages")
+      .set({ lease_owner: null, lease_until: null })
+      .where("seq", "in", seqs)
+      .where("lease_owner", "=", owner)
+      .execute();
+  },
+};

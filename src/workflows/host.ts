@@ -1,0 +1,62 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import type { Config } from "../host/config.js";
+import type { FunctionService } from "../functions/service.js";
+import type { Invoker } from "../functions/invoke.js";
+import type { Store } from "../store/db.js";
+import { WorkflowEngine } from "./engine.js";
+import { workflowRoutes } from "./routes.js";
+import { WorkflowService } from "./service.js";
+import { StepRunner } from "./steps.js";
+
+export interface WorkflowDeps {
+  db: Store;
+  config: Config;
+  functions: FunctionService;
+  invoker: Invoker;
+  log: (line: string) => void;
+}
+
+/** A stable id for this host, kept in its data dir. */
+export function hostIdFor(dataDir: string): string {
+  const file = path.join(dataDir, "host-id");
+  try {
+    return fs.readFileSync(file, "utf8").trim();
+  } catch {
+    const id = crypto.randomUUID();
+    fs.writeFileSync(file, id, { mode: 0o600 });
+    return id;
+  }
+}
+
+/** The workflows capability as the host wires it: service, routes, and the engine's lifecycle. */
+export function createWorkflows({ db, config, functions, invoker, log }: WorkflowDeps) {
+  const steps = new StepRunner({
+    functions,
+    invoker,
+    publicUrl: config.publicUrl,
+    allowPrivateNetwork: config.allowPrivateNetwork,
+    webhookTimeoutMs: config.workflowWebhookTimeoutMs,
+    log,
+  });
+  const engine = new WorkflowEngine(db, steps, {
+    hostId: hostIdFor(config.dataDir),
+    leaseMs: config.workflowLeaseMs,
+    sweepMs: config.workflowSweepMs,
+    maxVarsBytes: config.workflowMaxVarsBytes,
+    log,
+  });
+  const service = new WorkflowService(db, functions, engine, {
+    maxVarsBytes: config.workflowMaxVarsBytes,
+  });
+  return {
+    service,
+    /** Mount on the /platform/v1 app at "/". */
+    routes: workflowRoutes(service),
+    /** Continues this host's interrupted executions; starts wait timeouts and lease renewal. */
+    start: () => engine.start(),
+    /** Stops taking work; steps in flight get until `deadline` (epoch ms) to be stored. */
+    stop: (deadline: number) => engine.stop(deadline),
+  };
+}

@@ -1,0 +1,596 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { Miniflare } from "miniflare";
+import { deployFunction, startServer, type TestServer } from "../helpers/server.js";
+
+// env.DB side by side with Miniflare (the local reference for D1): each suite is one handler
+// run under both, in a fresh database each, and every case's output must be equal once the
+// fields that legitimately differ are removed (see `normalize`).
+
+/** Wraps a suite body: `t(name, fn)` records fn's result, or its error's message and cause. */
+function handlerOf(body: string): string {
+  return String.raw`async function handler(request, env) {
+  const out = {};
+  const t = async (name, fn) => {
+    try {
+      out[name] = await fn();
+    } catch (e) {
+      out[name] = { error: String(e && e.message), name: e && e.name, cause: e && e.cause ? String(e.cause.message) : null };
+    }
+  };
+  const db = env.DB;
+${body}
+  return Response.json(out);
+}`;
+}
+
+const statements = String.raw`
+  await t("create", () => db.prepare("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL, data BLOB, flag INTEGER)").run());
+  await t("bind positional, Uint8Array, boolean", () => db.prepare("INSERT INTO items (name, price, data, flag) VALUES (?, ?, ?, ?)").bind("apple", 1.25, new Uint8Array([1, 2, 255]), true).run());
+  await t("bind numbered, ArrayBuffer, false", () => db.prepare("INSERT INTO items (name, price, data, flag) VALUES (?2, ?1, ?3, ?4)").bind(2, "pear", new Uint8Array([0, 7]).buffer, false).run());
+  await t("bind named", () => db.prepare("INSERT INTO items (name, price) VALUES (:name, :price)").bind("plum", 3).run());
+  await t("bind array of bytes, null", () => db.prepare("INSERT INTO items (name, price, data, flag) VALUES (?, ?, ?, ?)").bind("fig", 0, [9, 8, 7], null).run());
+  await t("bind DataView, Int8Array, empty blob", async () => [
+    await db.prepare("INSERT INTO items (name, data) VALUES (?, ?)").bind("view", new DataView(new Uint8Array([4, 5, 6]).buffer)).run(),
+    await db.prepare("INSERT INTO items (name, data) VALUES (?, ?)").bind("signed", new Int8Array([-1, 5])).run(),
+    await db.prepare("INSERT INTO items (name, data) VALUES (?, ?)").bind("empty", new ArrayBuffer(0)).run(),
+  ]);
+  await t("all", () => db.prepare("SELECT * FROM items ORDER BY id").all());
+  await t("first", () => db.prepare("SELECT * FROM items ORDER BY id").first());
+  await t("first(column)", () => db.prepare("SELECT * FROM items ORDER BY id").first("name"));
+  await t("first(column) null value", () => db.prepare("SELECT data FROM items WHERE name = 'plum'").first("data"));
+  await t("first on no rows", () => db.prepare("SELECT * FROM items WHERE 0").first());
+  await t("first(column) on no rows", () => db.prepare("SELECT * FROM items WHERE 0").first("name"));
+  await t("raw", () => db.prepare("SELECT id, name, data FROM items ORDER BY id").raw());
+  await t("raw columnNames", () => db.prepare("SELECT id, name FROM items ORDER BY id").raw({ columnNames: true }));
+  await t("raw columnNames on no rows", () => db.prepare("SELECT id, name FROM items WHERE 0").raw({ columnNames: true }));
+  await t("raw columnNames false", () => db.prepare("SELECT id FROM items ORDER BY id").raw({ columnNames: false }));
+  await t("run on a select", () => db.prepare("SELECT name FROM items WHERE id = ?").bind(1).run());
+  await t("value types", () => db.prepare("SELECT typeof(?) a, typeof(?) b, typeof(?) c, typeof(?) d, typeof(?) e, ? AS big").bind(1, 1.5, "s", [1], null, 2 ** 60).all());
+  await t("large integer result", () => db.prepare("SELECT 9007199254740993 AS big, -0.0 AS negzero, 1e308 * 10 AS inf").all());
+  await t("gap in numbered parameters", () => db.prepare("SELECT ?3 AS c").bind(1, 2, 3).all());
+  await t("numbered then anonymous", () => db.prepare("SELECT ?2 AS a, ? AS b").bind(1, 2, 3).all());
+  await t("repeated named", () => db.prepare("SELECT :a AS x, :a AS y, ? AS z").bind(1, 2).all());
+  await t("unnamed column names", () => db.prepare("SELECT ?, ?1, 1 + 1, 'x'").bind(5).all());
+  await t("statement objects", async () => {
+    const s = db.prepare("SELECT ? AS v");
+    const one = s.bind(1);
+    const two = s.bind(2);
+    return { statement: one.statement, params: [one.params, two.params], same: one === s, values: [await one.first("v"), await two.first("v")] };
+  });
+  await t("update", () => db.prepare("UPDATE items SET price = price * 2 WHERE price > ?").bind(1).run());
+  await t("delete", () => db.prepare("DELETE FROM items WHERE name = ?").bind("view").run());
+  await t("insert returning", () => db.prepare("INSERT INTO items (name) VALUES ('kiwi') RETURNING id, name").all());
+  await t("duplicate column names", async () => [await db.prepare("SELECT 1 AS a, 2 AS a").all(), await db.prepare("SELECT 1 AS a, 2 AS a").raw({ columnNames: true })]);
+  await t("several statements answer the last", () => db.prepare("SELECT 1 AS a; SELECT 2 AS b").all());
+  await t("several statements with a write", () => db.prepare("INSERT INTO items (name) VALUES ('m1'); INSERT INTO items (name) VALUES ('m2'); SELECT count(*) AS n FROM items").all());
+  await t("only the last statement has parameters", () => db.prepare("INSERT INTO items (name) VALUES ('m3'); SELECT name FROM items WHERE name = ?").bind("m3").all());
+  await t("trailing semicolon and leading comment", async () => [await db.prepare("SELECT 1 AS x;").all(), await db.prepare("-- note\nSELECT 1 AS x").all(), await db.prepare("; SELECT 1 AS x").all()]);
+  await t("create index", () => db.prepare("CREATE INDEX items_name ON items (name)").run());
+  await t("trigger", async () => [
+    await db.prepare("CREATE TABLE audit (item INTEGER, what TEXT)").run(),
+    await db.prepare("CREATE TRIGGER items_audit AFTER INSERT ON items BEGIN INSERT INTO audit VALUES (new.id, CASE WHEN new.price IS NULL THEN 'free' ELSE 'paid' END); END").run(),
+    await db.prepare("INSERT INTO items (name) VALUES ('t1')").run(),
+    await db.prepare("SELECT * FROM audit").all(),
+  ]);
+  await t("allowed pragmas", async () => [
+    await db.prepare("PRAGMA table_info(items)").all(),
+    await db.prepare("PRAGMA foreign_keys").all(),
+    await db.prepare("PRAGMA index_list(items)").all(),
+    await db.prepare("PRAGMA defer_foreign_keys = on").run(),
+    await db.prepare("PRAGMA quick_check").all(),
+  ]);
+  await t("recursive CTE", () => db.prepare("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5) SELECT sum(x) AS s FROM c").first("s"));
+  await t("json functions", () => db.prepare("SELECT json_object('a', 1, 'b', json_array(1, 2)) AS j, json_extract('{\"x\": {\"y\": 3}}', '$.x.y') AS y").first());
+  await t("NaN binds as null", () => db.prepare("SELECT ? AS x").bind(NaN).first("x"));
+  await t("prototypes", () => ({
+    db: Object.getOwnPropertyNames(Object.getPrototypeOf(db)),
+    statement: Object.getOwnPropertyNames(Object.getPrototypeOf(db.prepare("SELECT 1"))),
+  }));
+`;
+
+const errors = String.raw`
+  await db.prepare("CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, n INTEGER CHECK (n >= 0))").run();
+  await db.prepare("CREATE TABLE child (pid INTEGER REFERENCES parent(id))").run();
+  await db.prepare("INSERT INTO parent VALUES (1, 'one', 1)").run();
+  await t("no such table", () => db.prepare("SELECT * FROM nope").all());
+  await t("syntax error at the start", () => db.prepare("SELEC 1").all());
+  await t("syntax error later", () => db.prepare("SELECT 1 1").all());
+  await t("syntax error after a repeated token", () => db.prepare("SELECT a1 FROM parent WHERE 1 = 1 1").all());
+  await t("unterminated string", () => db.prepare("SELECT 'abc").all());
+  await t("incomplete input", () => db.prepare("SELECT * FROM parent WHERE").all());
+  await t("no such column", () => db.prepare("SELECT name, nocol FROM parent").all());
+  await t("no such column, qualified", () => db.prepare("SELECT parent.zz FROM parent").all());
+  await t("no such column in UPDATE SET", () => db.prepare("UPDATE parent SET zz = 1").run());
+  await t("no such column in the second statement", () => db.prepare("SELECT 1; SELECT nocol").all());
+  await t("offsets count from each statement's first non-blank character", async () => {
+    const out = [];
+    for (const sql of ["  SELECT nocol", "SELECT 1;   -- c\n  SELECT nocol", "SELECT 1;/* x */ SELECT nocol", "SELECT 1;  SELEC 1", "SELECT 1;  SELECT ?0"]) {
+      try { await db.prepare(sql).all(); out.push("ok"); } catch (e) { out.push(e.message); }
+    }
+    return out;
+  });
+  await t("no such function", () => db.prepare("SELECT nofunc(1)").all());
+  await t("wrong number of arguments", () => db.prepare("SELECT abs(1, 2)").all());
+  await t("misuse of aggregate", () => db.prepare("SELECT sum(n) FROM parent WHERE sum(n) > 1").all());
+  await t("table already exists", () => db.prepare("CREATE TABLE parent (a)").run());
+  await t("unique constraint", () => db.prepare("INSERT INTO parent (name, n) VALUES ('one', 2)").run());
+  await t("primary key constraint", () => db.prepare("INSERT INTO parent (id, name) VALUES (1, 'x')").run());
+  await t("not null constraint", () => db.prepare("INSERT INTO parent (name) VALUES (NULL)").run());
+  await t("check constraint", () => db.prepare("INSERT INTO parent (name, n) VALUES ('neg', -1)").run());
+  await t("foreign key constraint", () => db.prepare("INSERT INTO child VALUES (99)").run());
+  await t("too many bindings", () => db.prepare("SELECT ?").bind(1, 2).all());
+  await t("too few bindings", () => db.prepare("SELECT ?, ?").bind(1).all());
+  await t("parameters before the last statement", () => db.prepare("SELECT ? AS a; SELECT ? AS b").bind(1, 2).all());
+  await t("parameter number out of range", () => db.prepare("SELECT ?0").all());
+  await t("too many parameters", () => db.prepare("SELECT " + Array.from({ length: 101 }, () => "?").join(", ")).bind(...Array.from({ length: 101 }, (_, i) => i)).all());
+  await t("empty statement", () => db.prepare("").all());
+  await t("comment only", () => db.prepare("-- nothing").all());
+  await t("trailing comment after a semicolon", () => db.prepare("SELECT 1; -- note").all());
+  await t("double semicolon", () => db.prepare("SELECT 1;;").all());
+  await t("bind undefined", () => db.prepare("SELECT ?").bind(undefined));
+  await t("bind object", () => db.prepare("SELECT ?").bind({ a: 1 }));
+  await t("bind bigint", () => db.prepare("SELECT ?").bind(10n));
+  await t("bind function", () => db.prepare("SELECT ?").bind(() => 1));
+  await t("bind array that is not bytes", () => db.prepare("SELECT ?").bind([1, 300]));
+  await t("first(missing column)", () => db.prepare("SELECT 1 AS a").first("missing"));
+  await t("BEGIN", () => db.prepare("BEGIN").run());
+  await t("COMMIT", () => db.prepare("COMMIT").run());
+  await t("SAVEPOINT", () => db.prepare("SAVEPOINT s1").run());
+  await t("ROLLBACK", () => db.prepare("ROLLBACK").run());
+  await t("ATTACH", () => db.prepare("ATTACH DATABASE 'other.db' AS other").run());
+  await t("PRAGMA journal_mode", () => db.prepare("PRAGMA journal_mode = DELETE").run());
+  await t("PRAGMA user_version", () => db.prepare("PRAGMA user_version").all());
+  await t("PRAGMA foreign_keys with a non-boolean", () => db.prepare("PRAGMA foreign_keys = 2").run());
+  await t("PRAGMA table_info without a table", () => db.prepare("PRAGMA table_info").all());
+  await t("reserved _cf_ name", () => db.prepare("CREATE TABLE _cf_mine (a)").run());
+  await t("reserved sqlite_ name", () => db.prepare("CREATE TABLE sqlite_mine (a)").run());
+  await t("VACUUM", () => db.prepare("VACUUM").run());
+  await t("load_extension", () => db.prepare("SELECT load_extension('x')").all());
+  await t("blob too big", () => db.prepare("SELECT zeroblob(2000000000)").all());
+  await t("dump", () => db.dump());
+  await t("nothing was written by the failures", () => db.prepare("SELECT (SELECT count(*) FROM parent) AS parents, (SELECT count(*) FROM child) AS children").first());
+`;
+
+const batchExecSession = String.raw`
+  await t("batch", () => db.batch([
+    db.prepare("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT UNIQUE)"),
+    db.prepare("INSERT INTO notes (body) VALUES (?)").bind("a"),
+    db.prepare("INSERT INTO notes (body) VALUES (?1)").bind("b"),
+    db.prepare("SELECT * FROM notes ORDER BY id"),
+  ]));
+  await t("batch failing midway", () => db.batch([
+    db.prepare("INSERT INTO notes (body) VALUES ('c')"),
+    db.prepare("INSERT INTO notes (body) VALUES ('a')"),
+    db.prepare("INSERT INTO notes (body) VALUES ('d')"),
+  ]));
+  await t("batch rolled back", () => db.prepare("SELECT group_concat(body) AS bodies FROM notes").first("bodies"));
+  await t("batch with a bad statement", () => db.batch([db.prepare("INSERT INTO notes (body) VALUES ('e')"), db.prepare("SELECT * FROM nope")]));
+  await t("batch of none", () => db.batch([]));
+  await t("batch skips empty statements", () => db.batch([db.prepare(""), db.prepare("SELECT 1 AS one")]));
+  await t("exec", () => db.exec("INSERT INTO notes (body) VALUES ('x1');\nINSERT INTO notes (body) VALUES ('x2')\n\nUPDATE notes SET body = body || '!' WHERE body LIKE 'x%'"));
+  await t("exec result", () => db.prepare("SELECT group_concat(body) AS bodies FROM notes").first("bodies"));
+  await t("exec two statements on one line", () => db.exec("SELECT 1; SELECT 2"));
+  await t("exec empty", () => db.exec(""));
+  await t("exec blank", () => db.exec("   \n  "));
+  await t("exec error on a later line", () => db.exec("INSERT INTO notes (body) VALUES ('y1')\nBOGUS STATEMENT"));
+  await t("exec error rolled back", () => db.prepare("SELECT count(*) AS n FROM notes WHERE body = 'y1'").first("n"));
+  await t("exec constraint error", () => db.exec("INSERT INTO notes (body) VALUES ('a')"));
+  await t("exec comment line", () => db.exec("SELECT 1\n-- a comment"));
+  await t("exec indented comment line", () => db.exec("SELECT 1\n   -- a comment"));
+  await t("session", async () => {
+    const s = db.withSession();
+    const before = s.getBookmark();
+    const first = await s.prepare("SELECT count(*) AS n FROM notes").first();
+    const b1 = s.getBookmark();
+    await s.prepare("INSERT INTO notes (body) VALUES ('s1')").run();
+    const b2 = s.getBookmark();
+    const batch = await s.batch([s.prepare("SELECT body FROM notes WHERE body = ?").bind("s1")]);
+    return { before, first, b1, b2, grew: b2 >= b1, batch, exec: typeof s.exec, withSession: typeof s.withSession, dump: typeof s.dump };
+  });
+  await t("session from a bookmark", async () => {
+    const s1 = db.withSession("first-primary");
+    await s1.prepare("SELECT 1").run();
+    const bookmark = s1.getBookmark();
+    const s2 = db.withSession(bookmark);
+    const given = s2.getBookmark() === bookmark;
+    const row = await s2.prepare("SELECT body FROM notes WHERE body = 's1'").first();
+    return { given, row, later: s2.getBookmark() >= bookmark };
+  });
+  await t("session with a blank constraint", () => db.withSession("   ").getBookmark());
+  await t("session with a number", () => db.withSession(5));
+  await t("primary has no bookmark", () => typeof db.getBookmark);
+  await t("session prototype", () => Object.getOwnPropertyNames(Object.getPrototypeOf(db.withSession())).filter((n) => !n.startsWith("_")));
+`;
+
+const bookmarkShape = /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/;
+/**
+ * Fields that legitimately differ, removed before comparing:
+ * - meta.duration and exec's duration: timings.
+ * - meta.size_after: the file size; Miniflare's database lives in a Durable Object's storage
+ *   with its own internal table (`_cf_METADATA`), so page counts differ.
+ * - meta.served_by: names the server ("miniflare.db" there, "workerbase.db" here).
+ * - meta.rows_read / rows_written: cost counters kept by a patched SQLite inside workerd
+ *   (libSQL's row counters); stock SQLite (better-sqlite3) has no such counters, so these are
+ *   estimates here (rows returned or changed). Checked for shape below instead.
+ * Bookmarks become "<bookmark>": their value is opaque and only has to grow.
+ */
+const metaOnly = ["duration", "size_after", "served_by", "rows_read", "rows_written"];
+
+function normalize(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(normalize);
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value).filter(
+      ([k]) =>
+        !(("served_by" in value && metaOnly.includes(k)) || ("count" in value && k === "duration")),
+    );
+    return Object.fromEntries(entries.map(([k, v]) => [k, normalize(v)]));
+  }
+  if (typeof value === "string" && bookmarkShape.test(value)) return "<bookmark>";
+  return value;
+}
+
+/** Every meta object in our answers has the removed fields, with sensible values. */
+function checkOurMeta(value: unknown, where: string): void {
+  if (Array.isArray(value)) return value.forEach((v) => checkOurMeta(v, where));
+  if (!value || typeof value !== "object") return;
+  if ("served_by" in value) {
+    const meta = value as Record<string, unknown>;
+    assert.equal(meta.served_by, "workerbase.db", where);
+    assert.ok(typeof meta.duration === "number" && meta.duration >= 0, where);
+    assert.ok(Number.isInteger(meta.size_after) && (meta.size_after as number) > 0, where);
+    for (const k of ["rows_read", "rows_written", "changes"])
+      assert.ok(Number.isInteger(meta[k]) && (meta[k] as number) >= 0, `${where}: ${k}`);
+    return;
+  }
+  for (const v of Object.values(value)) checkOurMeta(v, where);
+}
+
+let server: TestServer;
+
+async function newProject(name: string): Promise<string> {
+  const res = await fetch(`${server.url}/admin/v1/projects`, {
+    method: "POST",
+    headers: { "x-admin-key": server.adminKey, "content-type": "application/json" },
+    body: JSON.stringify({ project: { name } }),
+  });
+  assert.equal(res.status, 201);
+  return ((await res.json()) as any).data.api_key;
+}
+
+async function invoke(fnId: string, key: string, path = ""): Promise<Response> {
+  return fetch(`${server.api}/functions/${fnId}/invoke${path}`, { headers: { "x-api-key": key } });
+}
+
+async function underMiniflare(code: string): Promise<Record<string, unknown>> {
+  const mf = new Miniflare({
+    modules: true,
+    script: `${code}\nexport default { fetch: (r, e) => handler(r, e) }`,
+    d1Databases: ["DB"],
+    compatibilityDate: "2025-11-17",
+  });
+  try {
+    const res = await mf.dispatchFetch("http://localhost/");
+    assert.equal(res.status, 200, await res.clone().text());
+    return (await res.json()) as Record<string, unknown>;
+  } finally {
+    await mf.dispose();
+  }
+}
+
+async function underWorkerbase(name: string, code: string): Promise<Record<string, unknown>> {
+  const key = await newProject(name);
+  const fn = await deployFunction(server, { name, code }, key);
+  assert.equal(fn.status, "deployed", fn.deploy_error);
+  const res = await invoke(fn.id, key);
+  assert.equal(res.status, 200, await res.clone().text());
+  return (await res.json()) as Record<string, unknown>;
+}
+
+async function sideBySide(name: string, body: string): Promise<void> {
+  const code = handlerOf(body);
+  const [ours, theirs] = await Promise.all([underWorkerbase(name, code), underMiniflare(code)]);
+  checkOurMeta(ours, name);
+  assert.deepEqual(Object.keys(ours), Object.keys(theirs));
+  for (const key of Object.keys(theirs)) {
+    assert.deepEqual(normalize(ours[key]), normalize(theirs[key]), `${name}: ${key}`);
+  }
+}
+
+before(async () => {
+  server = await startServer();
+});
+after(async () => {
+  await server.stop();
+});
+
+describe("env.DB side by side with Miniflare", () => {
+  it("statements, binding, results and meta match", () => sideBySide("statements", statements));
+  it("every error code and message matches", () => sideBySide("errors", errors));
+  it("batch, exec and sessions match", () => sideBySide("batch-exec-session", batchExecSession));
+});
+
+/** Runs SQL through the data API with a project's key. */
+async function sql(key: string, body: unknown): Promise<{ status: number; body: any }> {
+  const res = await server.call("POST", "/database/query", body, { "x-api-key": key });
+  return { status: res.status, body: await res.json() };
+}
+
+/** PIDs of the server's database children. */
+function dbChildren(): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (ppid === server.child.pid && cmdline.includes("db/child.js")) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+describe("env.DB on Workerbase", () => {
+  it("a failing batch leaves no partial write", async () => {
+    const key = await newProject("rollback");
+    const fn = await deployFunction(
+      server,
+      {
+        name: "batcher",
+        code: `async function handler(request, env) {
+          await env.DB.exec("CREATE TABLE IF NOT EXISTS accounts (id INTEGER PRIMARY KEY, balance INTEGER CHECK (balance >= 0))");
+          await env.DB.prepare("INSERT OR REPLACE INTO accounts VALUES (1, 100), (2, 0)").run();
+          let error = null;
+          try {
+            await env.DB.batch([
+              env.DB.prepare("UPDATE accounts SET balance = balance + 150 WHERE id = 2"),
+              env.DB.prepare("INSERT INTO accounts VALUES (3, 1)"),
+              env.DB.prepare("UPDATE accounts SET balance = balance - 150 WHERE id = 1"),
+            ]);
+          } catch (e) { error = e.message; }
+          const rows = await env.DB.prepare("SELECT * FROM accounts ORDER BY id").all();
+          return Response.json({ error, rows: rows.results });
+        }`,
+      },
+      key,
+    );
+    const res = await invoke(fn.id, key);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), {
+      error:
+        "D1_ERROR: CHECK constraint failed: balance >= 0: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_CHECK)",
+      rows: [
+        { id: 1, balance: 100 },
+        { id: 2, balance: 0 },
+      ],
+    });
+  });
+
+  it("a second project sees none of the first project's tables", async () => {
+    const keyA = await newProject("isolated-a");
+    const keyB = await newProject("isolated-b");
+    assert.equal((await sql(keyA, { sql: "CREATE TABLE secret_a (v TEXT)" })).status, 200);
+    assert.equal(
+      (await sql(keyA, { sql: "INSERT INTO secret_a VALUES (?)", params: ["a's"] })).status,
+      200,
+    );
+    const lister = `async function handler(request, env) {
+      const { results } = await env.DB.prepare("SELECT name FROM sqlite_schema").all();
+      let read = null;
+      try { read = await env.DB.prepare("SELECT * FROM secret_a").all(); } catch (e) { read = e.message; }
+      return Response.json({ names: results.map((r) => r.name), read });
+    }`;
+    const fnB = await deployFunction(server, { name: "lister", code: lister }, keyB);
+    const res = await invoke(fnB.id, keyB);
+    assert.deepEqual(await res.json(), {
+      names: [],
+      read: "D1_ERROR: no such table: secret_a: SQLITE_ERROR",
+    });
+    const tablesB = await server.call("GET", "/database_tables", undefined, { "x-api-key": keyB });
+    assert.deepEqual(await tablesB.json(), { data: [] });
+    const readB = await sql(keyB, { sql: "SELECT * FROM secret_a" });
+    assert.equal(readB.status, 400);
+    const tablesA = await server.call("GET", "/database_tables", undefined, { "x-api-key": keyA });
+    const { data } = (await tablesA.json()) as any;
+    assert.deepEqual(
+      data.map((t: any) => [t.name, t.row_count, t.columns.map((c: any) => c.name)]),
+      [["secret_a", 1, ["v"]]],
+    );
+  });
+
+  it("100 concurrent invocations inserting rows: no error, no lost write", async () => {
+    const key = await newProject("concurrent");
+    assert.equal((await sql(key, { sql: "CREATE TABLE hits (n INTEGER, at TEXT)" })).status, 200);
+    const fn = await deployFunction(
+      server,
+      {
+        name: "hit",
+        code: `async function handler(request, env) {
+          const n = Number(new URL(request.url).searchParams.get("n"));
+          await env.DB.prepare("INSERT INTO hits VALUES (?, datetime('now'))").bind(n).run();
+          const { c } = await env.DB.prepare("SELECT count(*) AS c FROM hits WHERE n = ?").bind(n).first();
+          return Response.json({ n, c });
+        }`,
+      },
+      key,
+    );
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, async (_, n) => {
+        const res = await invoke(fn.id, key, `?n=${n}`);
+        return { status: res.status, body: await res.text() };
+      }),
+    );
+    for (const a of answers) assert.equal(a.status, 200, a.body);
+    const counted = await sql(key, {
+      sql: "SELECT count(*) AS rows, count(DISTINCT n) AS distinct_n FROM hits",
+    });
+    assert.deepEqual(counted.body.data.results, [{ rows: 100, distinct_n: 100 }]);
+  });
+
+  it("an endless query fails its invocation while other requests keep being answered", async () => {
+    const keyA = await newProject("endless");
+    const keyB = await newProject("bystander");
+    const endless = await deployFunction(
+      server,
+      {
+        name: "endless",
+        runtime_config: { timeout: 2 },
+        code: `async function handler(request, env) {
+          const n = await env.DB.prepare("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) AS n FROM c").first("n");
+          return Response.json({ n });
+        }`,
+      },
+      keyA,
+    );
+    const point = `async function handler(request, env) {
+      await env.DB.exec("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)");
+      await env.DB.prepare("INSERT OR REPLACE INTO kv VALUES ('k', ?)").bind(new Date().toISOString()).run();
+      return Response.json(await env.DB.prepare("SELECT count(*) AS n FROM kv").first());
+    }`;
+    const bystander = await deployFunction(server, { name: "bystander", code: point }, keyB);
+    const afterwards = await deployFunction(server, { name: "afterwards", code: point }, keyA);
+    assert.equal((await invoke(bystander.id, keyB)).status, 200);
+    const childrenBefore = dbChildren();
+    assert.equal(childrenBefore.length, 2);
+
+    const started = Date.now();
+    const stuck = invoke(endless.id, keyA);
+    await new Promise((r) => setTimeout(r, 300));
+    let slowest = 0;
+    let answered = 0;
+    while (Date.now() - started < 1700) {
+      const t0 = Date.now();
+      const [db, api] = await Promise.all([
+        invoke(bystander.id, keyB),
+        server.call("GET", "/functions", undefined, { "x-api-key": keyA }),
+      ]);
+      assert.equal(db.status, 200, await db.text());
+      assert.equal(api.status, 200);
+      slowest = Math.max(slowest, Date.now() - t0);
+      answered++;
+    }
+    const failed = await stuck;
+    const elapsed = Date.now() - started;
+    assert.ok(failed.status === 504 || failed.status === 500, `status ${failed.status}`);
+    assert.ok(elapsed < 4000, `the endless invocation took ${elapsed} ms`);
+    assert.ok(answered >= 5, `only ${answered} bystander rounds`);
+    // Blocked behind the stuck statement, a request would take until it is killed (2 s).
+    assert.ok(slowest < 1000, `a bystander request took ${slowest} ms`);
+
+    // The stuck child was killed and replaced; the project's database works again.
+    const res = await invoke(afterwards.id, keyA);
+    const text = await res.text();
+    assert.equal(res.status, 200, text);
+    assert.deepEqual(JSON.parse(text), { n: 1 });
+    const childrenAfter = dbChildren();
+    assert.equal(childrenAfter.length, 2);
+    assert.notDeepEqual(childrenAfter.sort(), childrenBefore.sort());
+  });
+});
+
+describe("the project data API", () => {
+  it("runs one statement with params, or several in order, and lists tables", async () => {
+    const key = await newProject("data-api");
+    const several = await sql(key, {
+      sql: "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL, photo BLOB);\nINSERT INTO people (name) VALUES ('ada'); INSERT INTO people (name) VALUES ('grace')",
+    });
+    assert.equal(several.status, 200);
+    assert.equal(several.body.data.length, 3);
+    assert.deepEqual(
+      several.body.data.map((r: any) => r.meta.changes),
+      [0, 1, 1],
+    );
+    const one = await sql(key, {
+      sql: "INSERT INTO people (name, photo) VALUES (?, ?) RETURNING id, name, photo",
+      params: ["linus", [1, 2, 3]],
+    });
+    assert.equal(one.status, 200);
+    assert.deepEqual(one.body.data.results, [{ id: 3, name: "linus", photo: [1, 2, 3] }]);
+    assert.equal(one.body.data.meta.last_row_id, 3);
+    const flags = await sql(key, { sql: "SELECT ? AS yes, ? AS no", params: [true, false] });
+    assert.deepEqual(flags.body.data.results, [{ yes: 1, no: 0 }]);
+    const tables = await server.call("GET", "/database_tables", undefined, { "x-api-key": key });
+    const { data } = (await tables.json()) as any;
+    assert.deepEqual(data, [
+      {
+        name: "people",
+        sql: "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL, photo BLOB)",
+        columns: [
+          { name: "id", type: "INTEGER", notnull: false, default_value: null, primary_key: true },
+          { name: "name", type: "TEXT", notnull: true, default_value: null, primary_key: false },
+          { name: "photo", type: "BLOB", notnull: false, default_value: null, primary_key: false },
+        ],
+        row_count: 3,
+      },
+    ]);
+  });
+
+  it("refuses bad input with a 4xx and changes nothing", async () => {
+    const key = await newProject("data-api-bad");
+    await sql(key, { sql: "CREATE TABLE t (id INTEGER PRIMARY KEY)" });
+    await sql(key, { sql: "INSERT INTO t VALUES (1)" });
+    const count = async () =>
+      (await sql(key, { sql: "SELECT count(*) AS n FROM t" })).body.data.results[0].n;
+
+    const raw = await server.call("POST", "/database/query", "{not json", { "x-api-key": key });
+    assert.equal(raw.status, 400);
+    assert.equal(((await raw.json()) as any).error, "The request body is not valid JSON");
+    for (const body of [
+      {},
+      { sql: "" },
+      { sql: 5 },
+      { sql: "SELECT ?", params: [{ a: 1 }] },
+      { sql: "SELECT ?", params: "x" },
+      { sql: "SELECT 1", extra: true },
+    ]) {
+      const res = await sql(key, body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.match(res.body.error, /^Invalid /);
+    }
+    const failing = await sql(key, { sql: "INSERT INTO t VALUES (2), (1)" });
+    assert.equal(failing.status, 400);
+    assert.equal(
+      failing.body.error,
+      "UNIQUE constraint failed: t.id: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_PRIMARYKEY)",
+    );
+    const noTable = await sql(key, { sql: "DELETE FROM nope" });
+    assert.deepEqual(noTable, {
+      status: 400,
+      body: { error: "no such table: nope: SQLITE_ERROR" },
+    });
+    const refused = await sql(key, { sql: "ATTACH DATABASE '/etc/passwd' AS p" });
+    assert.deepEqual(refused, { status: 400, body: { error: "not authorized: SQLITE_AUTH" } });
+    const mixed = await sql(key, { sql: "SELECT 1; SELECT ?", params: [1] });
+    assert.equal(mixed.status, 400);
+    assert.equal(await count(), 1);
+
+    // Several statements run in order, each on its own: those before a failure stay applied.
+    const partly = await sql(key, {
+      sql: "INSERT INTO t VALUES (5); INSERT INTO nope VALUES (1); INSERT INTO t VALUES (6)",
+    });
+    assert.deepEqual(partly, {
+      status: 400,
+      body: {
+        error: "Statement 2 failed: no such table: nope: SQLITE_ERROR",
+        details: { statement: 2, applied: 1 },
+      },
+    });
+    assert.equal(await count(), 2);
+    const noKey = await fetch(`${server.api}/database/query`, {
+      method: "POST",
+      body: JSON.stringify({ sql: "SELECT 1" }),
+    });
+    assert.equal(noKey.status, 401);
+  });
+
+  it("leaves no database process behind when the server stops", async () => {
+    const children = dbChildren();
+    assert.equal(children.length, 2);
+    await server.stop();
+    for (const pid of children) assert.equal(fs.existsSync(`/proc/${pid}`), false, `pid ${pid}`);
+  });
+});
