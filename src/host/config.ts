@@ -38,16 +38,18 @@ export const defaults = {
   /** How long a held-back function answers 503. */
   holdMs: 5 * 60_000,
   /**
-   * Loaded isolates after which a process is drained and replaced. An isolate costs about
-   * 1.9 MB resident (bench/RESULTS.md), so 300 is about 600 MB; with the RSS bound below this
-   * keeps 10,000 functions within 2 GB in total (host and two processes, recycling included).
+   * Loaded isolates after which a process is drained and replaced. An idle isolate costs about
+   * 1.9 MB resident (bench/RESULTS.md), so 250 are under 500 MB: with two processes and the
+   * host, 10,000 functions deployed and called stay within 2 GB in total, recycling included.
    */
-  maxIsolatesPerProcess: 300,
+  maxIsolatesPerProcess: 250,
   /**
-   * Resident memory after which a process is drained and replaced (in the tiers of 512 MB and
-   * more, twice the tier's heap limit, so one large function cannot make its process churn).
+   * Resident memory after which a process is drained and replaced: the safety net for busy
+   * isolates, whose garbage alone can take a process past 600 MB under load before V8 collects
+   * it, so a lower bound would recycle hot processes (and cold-start their functions) every
+   * few seconds. It is never below twice the tier's heap limit.
    */
-  maxProcessRssBytes: 640 * 1024 * 1024,
+  maxProcessRssBytes: 1024 * 1024 * 1024,
   /** In-flight invocations get at most this long to finish on shutdown. */
   shutdownGraceMs: 10_000,
   /** Invocation records are written in batches this often. */

@@ -4,9 +4,9 @@ import http from "node:http";
 import readline from "node:readline";
 import { createRequire } from "node:module";
 import net from "node:net";
-import { Wire, type WireResponse } from "./wire.js";
-import crypto from "node:crypto";
+import os from "node:os";
 import path from "node:path";
+import { Wire, type WireResponse } from "./wire.js";
 
 /** What the host asks a workerd process to run. */
 export interface InvokeRequest {
@@ -102,6 +102,7 @@ export class WorkerdProcess {
   port = 0;
   /** The unix socket workerd listens on (loopback TCP when the path would be too long). */
   private socketPath: string | undefined;
+  private socketDir: string | undefined;
   /** ready: takes work; late: heartbeat overdue, gets no new work; draining: being replaced. */
   state: "starting" | "ready" | "late" | "draining" | "dead" = "starting";
   inFlight = 0;
@@ -137,10 +138,10 @@ export class WorkerdProcess {
   }
 
   private spawn(): Promise<void> {
-    const sock = path.join(
-      path.dirname(this.options.configPath),
-      `workerd-${crypto.randomBytes(6).toString("hex")}.sock`,
-    );
+    // A unix socket in a private (0700) directory: cheaper than loopback TCP on both sides, and
+    // only this user can connect. Outside the data dir, which holds only regular files.
+    this.socketDir = fs.mkdtempSync(path.join(os.tmpdir(), "wb-rt-"));
+    const sock = path.join(this.socketDir, "workerd.sock");
     this.socketPath = Buffer.byteLength(sock) < 100 ? sock : undefined;
     // setpriv's parent-death signal makes the kernel kill workerd if the host dies, even by SIGKILL.
     const args = [
@@ -199,7 +200,7 @@ export class WorkerdProcess {
         this.state = "dead";
         this.wire.destroy(new Error("workerd exited"));
         this.agent.destroy();
-        if (this.socketPath) fs.rmSync(this.socketPath, { force: true });
+        if (this.socketDir) fs.rmSync(this.socketDir, { recursive: true, force: true });
         if (wasStarting)
           reject(new Error(`workerd exited during start (code ${code}, signal ${signal})`));
         this.options.onExit(this, code, signal);
