@@ -20,6 +20,19 @@ export function freePort(): Promise<number> {
   });
 }
 
+const createdDirs: string[] = [];
+// Data dirs made here are removed when the test file's process ends (tests may restart a
+// server on the same dir, so not at stop).
+process.on("exit", () => {
+  for (const dir of createdDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDataDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wb-test-"));
+  createdDirs.push(dir);
+  return dir;
+}
+
 export interface TestServer {
   url: string;
   api: string;
@@ -46,7 +59,7 @@ export interface StartOptions {
 
 /** Starts the real `workerbase serve` on a free port with a fresh data dir. */
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {
-  const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "wb-test-"));
+  const dataDir = options.dataDir ?? tempDataDir();
   const port = await freePort();
   const key =
     "wb_test_" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
