@@ -92,12 +92,9 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
     let size = 0;
     req.on("data", (chunk: Buffer) => {
       size += chunk.length;
-      if (size > max) {
-        req.removeAllListeners("data");
-        req.resume();
-        reject(new AppError("TOO_LARGE", `The request body is larger than ${max} bytes`));
-        return;
-      }
+      // The caller discards the rest of the body (see `discard`).
+      if (size > max)
+        return reject(new AppError("TOO_LARGE", `The request body is larger than ${max} bytes`));
       chunks.push(chunk);
     });
     req.on("end", () => resolve(Buffer.concat(chunks)));
@@ -206,14 +203,15 @@ export class Invoker {
     });
     const durationMs = performance.now() - started;
     const status = statusOf(result);
-    this.metrics.observe(result.kind, result.kind === "ok" && result.status < 500, durationMs);
+    const ok = result.kind === "ok" && result.status < 500;
+    this.metrics.observe(result.kind, ok, durationMs);
     // Recorded after the caller has its answer (setImmediate runs after the response is written).
     setImmediate(() =>
       this.invocations.record({
         id: invocationId,
         functionId: fn.id,
         projectId: fn.projectId,
-        ok: result.kind === "ok" && result.status < 500,
+        ok,
         statusCode: status,
         durationMs,
         requestHeaders: flatten(input.headers),
