@@ -50,12 +50,43 @@ const responseHopByHop = new Set([
   "trailer",
 ]);
 
+/**
+ * Response headers a function may not set. `Service-Worker-Allowed` would let its page
+ * register a service worker over the whole origin (the dashboard's, unless invocations have
+ * their own); `Clear-Site-Data` would wipe the origin's storage (signing the dashboard out);
+ * `X-Content-Type-Options` is ours to set.
+ */
+const responseDropped = new Set([
+  "service-worker-allowed",
+  "clear-site-data",
+  "x-content-type-options",
+]);
+
+/**
+ * The policy every invocation answer served on the dashboard's origin carries: a page a
+ * function returns runs its scripts in an opaque origin (no `allow-same-origin`), so it cannot
+ * read the dashboard's sessionStorage, localStorage or cookies, nor register a service worker.
+ */
+export const sandboxPolicy = "sandbox allow-scripts allow-forms allow-popups allow-downloads";
+
+/** Headers every answer of the invoke route carries (the sandbox unless `sandboxed` is false). */
+function guardHeaders(sandboxed = true): Record<string, string> {
+  return sandboxed
+    ? { "content-security-policy": sandboxPolicy, "x-content-type-options": "nosniff" }
+    : { "x-content-type-options": "nosniff" };
+}
+
 export interface InvokeDeps {
   projects: ProjectService;
   functions: FunctionService;
   invoker: Invoker;
   rateLimiter: RateLimiter;
   publicUrl: string;
+  /**
+   * The separate origin invocations are served on, if any: requests whose `Host` is its host
+   * get no sandbox policy; all others (the dashboard's origin) still do.
+   */
+  invokeOrigin?: string;
   maxRequestBodyBytes: number;
   maxErrorChars: number;
   log: (line: string) => void;
@@ -70,6 +101,7 @@ function sendJson(
   const text = JSON.stringify(body);
   res.writeHead(status, {
     ...headers,
+    ...guardHeaders(),
     "content-type": "application/json",
     "content-length": Buffer.byteLength(text),
   });
@@ -127,7 +159,7 @@ function isJsonType(contentType: string | undefined): boolean {
 /** The HTTP status an invocation result answers with. */
 export function statusOf(result: InvokeResult): number {
   if (result.kind === "ok") return result.status;
-  if (result.kind === "timeout") return 504;
+  if (result.kind === "timeout" || result.kind === "cpu") return 504;
   return result.status === 503 ? 503 : 500;
 }
 
@@ -199,6 +231,7 @@ export class Invoker {
       body: input.body && input.body.length > 0 ? input.body : null,
       timeoutMs: Math.min(fn.timeoutMs, input.timeoutMs ?? fn.timeoutMs),
       memoryMb: fn.memoryMb,
+      cpuMs: fn.cpuMs,
       functionId: fn.id,
     });
     const durationMs = performance.now() - started;
@@ -247,6 +280,18 @@ export function createInvokeHandler(deps: InvokeDeps) {
   let inFlight = 0;
   const scheme = deps.publicUrl.split("://")[0];
   const noTokens = new Set<string>();
+  const invokeUrl = deps.invokeOrigin ? new URL(deps.invokeOrigin) : null;
+
+  /** True unless the request came for the separate invoke origin (by its `Host`). */
+  function sandboxFor(req: IncomingMessage): boolean {
+    if (!invokeUrl || !req.headers.host) return true;
+    try {
+      // Parsed with the origin's scheme, so an explicit default port compares equal.
+      return new URL(`${invokeUrl.protocol}//${req.headers.host}`).host !== invokeUrl.host;
+    } catch {
+      return true;
+    }
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse, match: RegExpExecArray) {
     const key = req.headers["x-api-key"];
@@ -299,19 +344,26 @@ export function createInvokeHandler(deps: InvokeDeps) {
       body,
       trigger: identity && identity.projectId === fn.projectId ? "api" : "public",
     });
-    const answer = render(outcome.result, fn, outcome.invocationId);
+    const answer = render(outcome.result, fn, outcome.invocationId, sandboxFor(req));
     res.writeHead(answer.status, answer.headers);
     res.end(answer.body);
   }
 
-  function render(result: InvokeResult, fn: LiveFunction, invocationId: string) {
+  function render(
+    result: InvokeResult,
+    fn: LiveFunction,
+    invocationId: string,
+    sandboxed: boolean,
+  ) {
     const idHeader = { "x-invocation-id": invocationId };
+    const guard = guardHeaders(sandboxed);
     const json = (status: number, value: unknown) => {
       const body = Buffer.from(JSON.stringify(value));
       return {
         status,
         headers: {
           ...idHeader,
+          ...guard,
           "content-type": "application/json",
           "content-length": String(body.length),
         },
@@ -342,10 +394,18 @@ export function createInvokeHandler(deps: InvokeDeps) {
       }
       return json(result.status, { data: text });
     }
+    // The function's own Content-Security-Policy stays, as a second policy: browsers enforce
+    // every policy they get, so it can only add restrictions to the sandbox.
     const headers: [string, string][] = [];
-    for (const [name, value] of result.headers)
-      if (!responseHopByHop.has(name)) headers.push([name, value]);
-    headers.push(["x-invocation-id", invocationId], ["content-length", String(result.body.length)]);
+    for (const [name, value] of result.headers) {
+      const lower = name.toLowerCase();
+      if (!responseHopByHop.has(lower) && !responseDropped.has(lower)) headers.push([name, value]);
+    }
+    headers.push(
+      ...Object.entries(guard),
+      ["x-invocation-id", invocationId],
+      ["content-length", String(result.body.length)],
+    );
     return {
       status: result.status,
       headers: headers.flat() as unknown as Record<string, string>,

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { isUuid } from "../http/validate.js";
+import { defaults } from "../host/config.js";
+import { isUuid, tooDeep } from "../http/validate.js";
 
 export const slugPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
@@ -12,6 +13,8 @@ const Slug = z
 export const RuntimeConfig = z.strictObject({
   timeout: z.number().int().min(1).max(300).optional(),
   memory: z.number().int().min(16).max(1024).optional(),
+  /** CPU budget: how long one invocation may keep its runtime process busy without pause. */
+  cpu_ms: z.number().int().min(10).max(30_000).optional(),
   compatibility_flags: z
     .array(z.enum(["nodejs_compat"]))
     .max(1)
@@ -23,7 +26,11 @@ export const Tool = z.strictObject({
   description: z.string().min(1).max(4096),
   input_schema: z
     .record(z.string(), z.unknown())
-    .refine((s) => s.type === "object", 'must be a JSON Schema with "type": "object"'),
+    .refine((s) => s.type === "object", 'must be a JSON Schema with "type": "object"')
+    .refine(
+      (s) => tooDeep(s, defaults.maxJsonDepth) === null,
+      `must not nest deeper than ${defaults.maxJsonDepth} levels`,
+    ),
 });
 
 const fields = {
@@ -53,10 +60,15 @@ export type FunctionUpdate = z.infer<typeof FunctionUpdate>;
 export interface RuntimeSettings {
   timeout: number;
   memory: number;
+  cpu_ms?: number;
   compatibility_flags?: "nodejs_compat"[];
 }
 
-export const runtimeDefaults: RuntimeSettings = { timeout: 30, memory: 128 };
+export const runtimeDefaults: RuntimeSettings & { cpu_ms: number } = {
+  timeout: 30,
+  memory: 128,
+  cpu_ms: 1000,
+};
 
 /** A slug made from a name: lowercase, hyphens, never empty, never UUID-shaped. */
 export function slugify(name: string): string {

@@ -26,6 +26,8 @@ export interface LiveFunction {
   workerId: string | null;
   timeoutMs: number;
   memoryMb: number;
+  /** CPU budget (runtime_config.cpu_ms). */
+  cpuMs: number;
 }
 
 export interface FunctionServiceOptions {
@@ -241,10 +243,16 @@ export class FunctionService {
         timeoutMs: this.options.deployProbeTimeoutMs,
         memoryMb:
           (JSON.parse(current.runtime_config) as RuntimeSettings).memory ?? runtimeDefaults.memory,
+        cpuMs:
+          (JSON.parse(current.runtime_config) as RuntimeSettings).cpu_ms ?? runtimeDefaults.cpu_ms,
         functionId: row.id,
         probe: true,
       });
-      if (result.kind === "load")
+      if (result.kind === "cpu")
+        error = `The code's start-up exceeded its CPU budget of ${
+          (JSON.parse(current.runtime_config) as RuntimeSettings).cpu_ms ?? runtimeDefaults.cpu_ms
+        } ms: a top-level loop or computation never yields; move work into the handler`;
+      else if (result.kind === "load")
         error = describeLoadError(result.error ?? "", check.ok ? undefined : check.loc);
       else if (result.kind !== "ok")
         error = `The runtime could not check the code: ${result.error}`;
@@ -312,11 +320,13 @@ export class FunctionService {
   private async loadLive(row: FunctionRow): Promise<LiveFunction> {
     let timeoutMs = runtimeDefaults.timeout * 1000;
     let memoryMb = runtimeDefaults.memory;
+    let cpuMs = runtimeDefaults.cpu_ms;
     if (row.live_deployment_id) {
       const deployment = await functionStore.deployment(this.db, row.live_deployment_id);
       const settings = JSON.parse(deployment?.runtime_config ?? "{}") as RuntimeSettings;
       timeoutMs = (settings.timeout ?? runtimeDefaults.timeout) * 1000;
       memoryMb = settings.memory ?? runtimeDefaults.memory;
+      cpuMs = settings.cpu_ms ?? runtimeDefaults.cpu_ms;
     }
     const live: LiveFunction = {
       id: row.id,
@@ -329,6 +339,7 @@ export class FunctionService {
       workerId: row.live_deployment_id ? await this.workerIdFor(row, row.live_deployment_id) : null,
       timeoutMs,
       memoryMb,
+      cpuMs,
     };
     this.live.set(row.id, live);
     this.slugs.set(`${row.project_id}/${row.slug}`, row.id);

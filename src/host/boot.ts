@@ -30,6 +30,7 @@ import { dbBindingHandler } from "../db/binding.js";
 import { databaseRoutes } from "../db/routes.js";
 import { createWorkflows } from "../workflows/host.js";
 import { mcpRoutes } from "../mcp/routes.js";
+import { childEnv } from "./childenv.js";
 
 export interface RunningHost {
   url: string;
@@ -106,8 +107,10 @@ export async function startHost(
     memoryTiersMb: config.memoryTiersMb,
     onStrike: (ids, reason) => functions?.strike(ids, reason),
     heartbeatIntervalMs: config.heartbeatIntervalMs,
-    heartbeatTimeoutMs: config.heartbeatTimeoutMs,
-    stuckKillMs: config.stuckKillMs,
+    lateAfterMs: config.lateAfterMs,
+    cpuTiersMs: config.cpuTiersMs,
+    limits,
+    env: childEnv(),
     maxIsolatesPerProcess: config.maxIsolatesPerProcess,
     maxProcessRssBytes: config.maxProcessRssBytes,
     log,
@@ -132,7 +135,15 @@ export async function startHost(
   const metrics = new InvocationMetrics();
   app.get("/healthz", (c) => {
     const ok = pool!.healthy();
-    return c.json({ ok, runtime: pool!.describe(), ...pool!.stats }, ok ? 200 : 503);
+    return c.json(
+      {
+        ok,
+        runtime: pool!.describe(),
+        memory_enforcement: pool!.memory.enforcement,
+        ...pool!.stats,
+      },
+      ok ? 200 : 503,
+    );
   });
   app.get("/metrics", (c) =>
     c.text(metrics.render(pool!.describe(), pool!.stats), 200, {
@@ -189,6 +200,7 @@ export async function startHost(
     invoker,
     rateLimiter,
     publicUrl: config.publicUrl,
+    invokeOrigin: config.invokeOrigin,
     maxRequestBodyBytes: config.maxRequestBodyBytes,
     maxErrorChars: config.maxErrorChars,
     log,

@@ -20,13 +20,27 @@ export const defaults = {
   maxSubrequests: 50,
   /** Error messages in invoke answers are cut to this many characters. */
   maxErrorChars: 512,
+  /** Nesting of a JSON request body and of an agent tool's input_schema; deeper is a 400. */
+  maxJsonDepth: 64,
+  /** Functions one project may have; creating one more is a 409. */
+  maxFunctionsPerProject: 1000,
   /** workerd processes; projects are spread across them. */
   runtimeProcesses: Math.max(2, os.availableParallelism?.() ?? os.cpus().length),
-  /** How often each workerd process is pinged, and how late an answer may be. */
-  heartbeatIntervalMs: 1000,
-  heartbeatTimeoutMs: 2000,
-  /** A process this late on its heartbeat is killed and replaced. */
-  stuckKillMs: 5000,
+  /**
+   * How often each workerd process is pinged and its memory read: the resolution of the CPU
+   * budget (time a process's event loop stays blocked) and of the memory bound.
+   */
+  heartbeatIntervalMs: 100,
+  /** A process blocked this long gets no new work until it answers again. */
+  lateAfterMs: 500,
+  /** A function's CPU budget (runtime_config.cpu_ms) unless it sets one, and the most allowed. */
+  defaultCpuMs: 1000,
+  maxCpuMs: 30_000,
+  /**
+   * CPU budget bounds (ms) of the runtime's tiers: a function runs in the smallest that fits
+   * its cpu_ms, so one allowed 30 s can only ever delay functions allowed as much.
+   */
+  cpuTiersMs: [1000, 5000, 30_000],
   /**
    * V8 heap limits (MB) of the runtime's memory tiers. A function runs in the smallest tier
    * that fits its runtime_config.memory; an isolate past the limit aborts its process.
@@ -56,8 +70,22 @@ export const defaults = {
   recordFlushMs: 100,
   /** Requests per minute per API key; 0 means off. */
   rateLimitPerMinute: 0,
+  /**
+   * Wrong keys (API or admin) one client address may present per minute; past it that address
+   * gets 429 for the rest of the minute, and on the invoke route its keys are not looked at (a
+   * private function still answers 404).
+   */
+  maxFailedKeyAttemptsPerMinute: 100,
+  /** The shortest WORKERBASE_API_KEY or WORKERBASE_ADMIN_KEY the host starts with. */
+  minOperatorKeyChars: 16,
   /** Let functions fetch loopback and private addresses (development, tests). */
   allowPrivateNetwork: false,
+  /**
+   * A separate origin for invocations (`--invoke-origin`, WORKERBASE_INVOKE_ORIGIN), on another
+   * host name than the dashboard. Unset, every invocation answer carries a CSP sandbox so a
+   * function's page gets an opaque origin; set, only answers to requests for this host do not.
+   */
+  invokeOrigin: undefined as string | undefined,
   /** Expired KV pairs are deleted this often (reads never return them meanwhile). */
   kvSweepIntervalMs: 60_000,
   /** Child processes running project-database (env.DB) statements. */
@@ -131,6 +159,44 @@ function seconds(value: string | undefined, name: string): number[] | undefined 
   });
 }
 
+/**
+ * `--invoke-origin` as an origin (`scheme://host[:port]`). It must be on another host name than
+ * the dashboard: pages served on it share cookies and storage with anything else on that host.
+ */
+function origin(value: string | undefined, publicUrl: string): string | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    throw new Error(`invoke-origin must be an http(s) URL, got "${value}"`);
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.pathname.length > 1)
+    throw new Error(`invoke-origin must be an http(s) origin without a path, got "${value}"`);
+  let dashboard = "";
+  try {
+    dashboard = new URL(publicUrl).hostname;
+  } catch {
+    // checked no further: an unusable PUBLIC_URL fails elsewhere
+  }
+  if (url.hostname === dashboard)
+    throw new Error(
+      `invoke-origin must be on another host name than the dashboard (${dashboard}), got "${value}"`,
+    );
+  return url.origin;
+}
+
+/** A key set by the operator: refused when short enough to be guessed. */
+function operatorKey(value: string | undefined, name: string): string | undefined {
+  if (!value) return undefined;
+  if (value.length < defaults.minOperatorKeyChars)
+    throw new Error(
+      `${name} is ${value.length} characters long; a key you set must be at least ` +
+        `${defaults.minOperatorKeyChars} characters (for example the output of "openssl rand -hex 24")`,
+    );
+  return value;
+}
+
 function bool(value: string | undefined): boolean {
   return value === "1" || value === "true" || value === "yes";
 }
@@ -151,8 +217,9 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     port,
     dataDir,
     publicUrl,
-    apiKey: env.WORKERBASE_API_KEY || undefined,
-    adminKey: env.WORKERBASE_ADMIN_KEY || undefined,
+    invokeOrigin: origin(flag(args, "invoke-origin") ?? env.WORKERBASE_INVOKE_ORIGIN, publicUrl),
+    apiKey: operatorKey(env.WORKERBASE_API_KEY, "WORKERBASE_API_KEY"),
+    adminKey: operatorKey(env.WORKERBASE_ADMIN_KEY, "WORKERBASE_ADMIN_KEY"),
     masterKey: env.WORKERBASE_MASTER_KEY || undefined,
     whatsappAppSecret: env.WHATSAPP_APP_SECRET || undefined,
     whatsappVerifyToken: env.WHATSAPP_VERIFY_TOKEN || undefined,

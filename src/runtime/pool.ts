@@ -3,7 +3,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { renderConfig, type WorkerdConfig } from "./config.js";
 import { workerSourceDir } from "./files.js";
-import { WorkerdProcess, type InvokeRequest, type InvokeResult } from "./process.js";
+import { failed, type FrameLimits } from "./frame.js";
+import { MemoryGuard } from "./memory.js";
+import { WorkerdProcess, type InvokeRequest, type InvokeResult, type Running } from "./process.js";
 
 export interface PoolOptions {
   dataDir: string;
@@ -13,11 +15,21 @@ export interface PoolOptions {
   allowPrivateNetwork: boolean;
   /** V8 heap limits (MB) of the tiers; a function runs in the smallest tier that fits its memory. */
   memoryTiersMb: number[];
+  /**
+   * CPU budgets (ms) of the tiers: a function runs in the smallest that fits its cpu_ms, so a
+   * function with a large budget can only delay functions allowed as much.
+   */
+  cpuTiersMs: number[];
+  /** How often each process is pinged (and its memory read): the resolution of both bounds. */
   heartbeatIntervalMs: number;
-  heartbeatTimeoutMs: number;
-  stuckKillMs: number;
+  /** Blocked this long, a process gets no new work until it answers again. */
+  lateAfterMs: number;
   maxIsolatesPerProcess: number;
   maxProcessRssBytes: number;
+  /** What the host enforces on every invocation's answer. */
+  limits: FrameLimits;
+  /** The environment workerd processes get (never the host's keys). */
+  env: NodeJS.ProcessEnv;
   log: (line: string) => void;
   /** Told which functions hung or crashed a process, so repeat offenders can be held back. */
   onStrike: (functionIds: string[], reason: "hung" | "crashed") => void;
@@ -51,15 +63,26 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
-/** Processes sharing one V8 heap limit. */
+/** Processes sharing one V8 heap limit and one CPU budget bound. */
 class Tier {
   slots: (WorkerdProcess | null)[] = [];
   started?: Promise<void>;
   constructor(
     readonly heapMb: number,
+    readonly cpuMs: number,
     readonly configPath: string,
   ) {}
+  get name(): string {
+    return `${this.heapMb}mb-${this.cpuMs}ms`;
+  }
 }
+
+/** Host lag past which the watchdog trusts no heartbeat gap for a moment (it was the host). */
+const hostLagMs = 250;
+/** Slack on top of a CPU budget before the watchdog kills: a heartbeat's round trip. */
+const cpuSlackMs = 250;
+/** A process blocked this long with nothing inside is killed regardless. */
+const idleStuckMs = 330_000;
 
 /**
  * workerd processes in memory tiers (each with its own V8 heap limit), started on first use.
@@ -68,11 +91,14 @@ class Tier {
  * or isolate bound is drained and replaced.
  */
 export class RuntimePool {
-  private tiers = new Map<number, Tier>();
+  private tiers = new Map<string, Tier>();
   private draining = new Set<WorkerdProcess>();
   private recycling = new Set<WorkerdProcess>();
   private timer?: NodeJS.Timeout;
+  private lastTickAt = 0;
+  private trustBeatsAfter = 0;
   private stopping = false;
+  readonly memory = new MemoryGuard();
   /** Authenticates host → supervisor and supervisor → host traffic. */
   readonly token = crypto.randomBytes(32).toString("hex");
   readonly stats: PoolStats = { restarts: 0, recycles: 0, kills: 0 };
@@ -89,10 +115,14 @@ export class RuntimePool {
     for (const heapMb of [...this.options.memoryTiersMb].sort((a, b) => a - b)) {
       const configPath = path.join(dir, `workerd-${heapMb}mb.capnp`);
       fs.writeFileSync(configPath, renderConfig(this.config(heapMb, present)));
-      this.tiers.set(heapMb, new Tier(heapMb, configPath));
+      for (const cpuMs of [...this.options.cpuTiersMs].sort((a, b) => a - b)) {
+        const tier = new Tier(heapMb, cpuMs, configPath);
+        this.tiers.set(tier.name, tier);
+      }
     }
     await this.ensureTier(this.defaultTier());
-    this.timer = setInterval(() => void this.watch(), this.options.heartbeatIntervalMs);
+    this.lastTickAt = Date.now();
+    this.timer = setInterval(() => this.watch(), this.options.heartbeatIntervalMs);
     this.timer.unref();
   }
 
@@ -132,33 +162,55 @@ export class RuntimePool {
   }
 
   private defaultTier(): Tier {
-    return this.tiers.get(Math.min(...this.tiers.keys()))!;
+    return this.tierFor(0, 0);
   }
 
-  /** The smallest tier whose heap limit fits `memoryMb`. */
-  private tierFor(memoryMb: number): Tier {
-    const fitting = [...this.tiers.keys()].filter((mb) => mb >= memoryMb);
-    return this.tiers.get(fitting.length ? Math.min(...fitting) : Math.max(...this.tiers.keys()))!;
+  /** The smallest tier whose heap limit fits `memoryMb` and whose CPU bound fits `cpuMs`. */
+  private tierFor(memoryMb: number, cpuMs: number): Tier {
+    const pick = (values: number[], want: number) => {
+      const fitting = values.filter((v) => v >= want);
+      return fitting.length ? Math.min(...fitting) : Math.max(...values);
+    };
+    const heapMb = pick(this.options.memoryTiersMb, memoryMb);
+    const cpu = pick(this.options.cpuTiersMs, cpuMs);
+    return this.tiers.get(`${heapMb}mb-${cpu}ms`)!;
   }
 
+  /**
+   * Starts a tier's processes. If any fails to start, the ones that did are stopped and the
+   * tier is left unstarted, so the next invocation tries again (a failure is not forever).
+   */
   private ensureTier(tier: Tier): Promise<void> {
     tier.started ??= (async () => {
-      tier.slots = await Promise.all(
+      const started = await Promise.allSettled(
         Array.from({ length: this.options.processes }, (_, i) => this.spawn(tier, i)),
       );
+      const failure = started.find((r) => r.status === "rejected");
+      if (failure || this.stopping) {
+        await Promise.all(
+          started.map((r) => (r.status === "fulfilled" ? r.value.stop() : undefined)),
+        );
+        tier.started = undefined;
+        throw failure ? (failure as PromiseRejectedResult).reason : new Error("stopping");
+      }
+      tier.slots = started.map((r) => (r as PromiseFulfilledResult<WorkerdProcess>).value);
     })();
     return tier.started;
   }
 
-  private spawn(tier: Tier, index: number): Promise<WorkerdProcess> {
-    return WorkerdProcess.start({
+  private async spawn(tier: Tier, index: number): Promise<WorkerdProcess> {
+    const proc = await WorkerdProcess.start({
       index,
-      label: `${tier.heapMb}mb/${index}`,
+      label: `${tier.heapMb}mb-${tier.cpuMs}ms/${index}`,
       token: this.token,
       configPath: tier.configPath,
+      limits: this.options.limits,
+      env: this.options.env,
       log: this.options.log,
-      onExit: (proc, code, signal) => this.onExit(tier, proc, code, signal),
+      onExit: (p, code, signal) => this.onExit(tier, p, code, signal),
     });
+    this.memory.place(proc.pid, `${tier.name}-${index}-${proc.pid}`, this.hardRssBound(tier));
+    return proc;
   }
 
   private onExit(
@@ -173,7 +225,10 @@ export class RuntimePool {
       `workerd process ${proc.label} exited (code ${code}, signal ${signal}); restarting`,
     );
     this.stats.restarts++;
-    if (proc.killedAsStuck) {
+    if (proc.killReason === "cpu") {
+      // Only the invocation that blocked the process: the others were its victims.
+      if (proc.culprit) this.options.onStrike([proc.culprit.functionId], "hung");
+    } else if (proc.killReason === "stuck") {
       this.options.onStrike([...proc.timedOutFunctions], "hung");
     } else if (proc.crashedFunctions.size === 1) {
       // With one function inside, the crash (usually V8's heap limit) is that function's doing.
@@ -205,39 +260,79 @@ export class RuntimePool {
     }
   }
 
-  /** Heartbeats every process; acts on late, stuck, oversized and drained ones. */
-  private async watch(): Promise<void> {
-    const { heartbeatTimeoutMs, stuckKillMs } = this.options;
-    await Promise.all(
-      [...this.processes()].map(async ([tier, proc]) => {
-        if (proc.state === "dead" || proc.state === "starting" || proc.state === "draining") return;
-        const ok = await proc.heartbeat(heartbeatTimeoutMs);
-        if (ok) {
-          if (proc.state === "late") proc.state = "ready";
-          if (
-            proc.state === "ready" &&
-            (proc.loadedIsolates > this.options.maxIsolatesPerProcess ||
-              proc.residentBytes() > this.rssBound(tier))
-          ) {
-            await this.recycle(tier, proc);
-          }
-          return;
-        }
-        const lateMs = Date.now() - proc.lastBeatAt;
-        if (proc.state === "ready") proc.state = "late";
-        // Kill once an invocation inside has run past its own timeout (the likely culprit), or
-        // when the process has been unresponsive for longer than any timeout allows.
-        if ((lateMs >= stuckKillMs && proc.timedOutFunctions.size > 0) || lateMs > 330_000) {
+  /**
+   * The watchdog, every heartbeat interval: pings each process (one ping in flight at most),
+   * measures how long its event loop has been blocked (time since its last answer), and acts
+   * on late, CPU-bound, oversized and drained processes. Synchronous, so runs never overlap.
+   */
+  private watch(): void {
+    const now = Date.now();
+    const lag = now - this.lastTickAt - this.options.heartbeatIntervalMs;
+    this.lastTickAt = now;
+    // The host itself was busy: answers may be sitting unread. Judge no gap until they are.
+    if (lag > hostLagMs) this.trustBeatsAfter = now + 2 * this.options.heartbeatIntervalMs;
+    const judge = now >= this.trustBeatsAfter;
+    for (const [tier, proc] of this.processes()) {
+      if (proc.state === "dead" || proc.state === "starting") continue;
+      if (!proc.beating) void this.beat(tier, proc);
+      if (!judge || proc.killReason) continue;
+      if (this.memory.enforcement === "rss-sampling") {
+        const rss = proc.residentBytes();
+        if (rss > this.hardRssBound(tier)) {
           this.options.log(
-            `workerd process ${proc.label} is stuck (${lateMs} ms late); killing it`,
+            `workerd process ${proc.label} went past its memory bound (${rss} bytes resident); stopping it`,
           );
           this.stats.kills++;
-          proc.killedAsStuck = true;
-          proc.kill();
+          proc.killFor("memory");
+          continue;
         }
-      }),
-    );
+      }
+      const blockedMs = now - proc.lastBeatAt;
+      if (blockedMs >= this.options.lateAfterMs && proc.state === "ready") proc.state = "late";
+      const budget = Math.max(0, ...[...proc.running].map((r) => r.cpuMs));
+      if (proc.running.size > 0 ? blockedMs > budget + cpuSlackMs : blockedMs > idleStuckMs) {
+        const culprit = proc.running.size > 0 ? this.culprit(proc) : null;
+        this.options.log(
+          `workerd process ${proc.label} was blocked for ${blockedMs} ms` +
+            (culprit ? ` by function ${culprit.functionId}; ` : "; ") +
+            "killing and replacing it",
+        );
+        this.stats.kills++;
+        proc.killFor(culprit ? "cpu" : "stuck", culprit);
+      }
+    }
     for (const proc of this.draining) if (proc.inFlight === 0) void proc.stop();
+  }
+
+  private async beat(tier: Tier, proc: WorkerdProcess): Promise<void> {
+    if (!(await proc.heartbeat(idleStuckMs))) return;
+    if (proc.state === "late") proc.state = "ready";
+    if (
+      proc.state === "ready" &&
+      (proc.loadedIsolates > this.options.maxIsolatesPerProcess ||
+        proc.residentBytes() > this.rssBound(tier))
+    ) {
+      await this.recycle(tier, proc);
+    }
+  }
+
+  /**
+   * Which invocation blocked a process. The block began after the last answer, so the
+   * culprit was sent before the next ping: of those, the one sent last (an earlier one was
+   * still waiting on I/O when the process last answered). Measured from outside, this is a
+   * judgement: documented in docs/decisions.md.
+   */
+  private culprit(proc: WorkerdProcess): Running {
+    const onset = proc.lastBeatAt + this.options.heartbeatIntervalMs;
+    const all = [...proc.running];
+    const before = all.filter((r) => r.startedAt <= onset);
+    const pool = before.length > 0 ? before : all;
+    return pool.reduce((a, b) => (b.startedAt > a.startedAt ? b : a));
+  }
+
+  /** Past this a process is killed: the recycle bound and half again, or the cgroup's max. */
+  private hardRssBound(tier: Tier): number {
+    return Math.floor(this.rssBound(tier) * 1.5);
   }
 
   /** A process's resident-memory bound: at least two isolates at the tier's heap limit. */
@@ -287,19 +382,23 @@ export class RuntimePool {
   }
 
   async invoke(request: InvokeRequest): Promise<InvokeResult> {
-    const tier = this.tierFor(request.memoryMb);
-    if (!tier.started) await this.ensureTier(tier);
-    const proc = this.pick(tier, request.projectId);
-    if (!proc) {
-      return {
-        kind: "crashed",
-        status: 503,
-        headers: [],
-        body: Buffer.alloc(0),
-        logs: [],
-        error: "No runtime process is available right now; try again in a few seconds",
-      };
+    const tier = this.tierFor(request.memoryMb, request.cpuMs);
+    const unavailable = () =>
+      failed(
+        "crashed",
+        "No runtime process is available right now; try again in a few seconds",
+        503,
+      );
+    if (!tier.started) {
+      try {
+        await this.ensureTier(tier);
+      } catch (err) {
+        this.options.log(`runtime tier ${tier.name} failed to start: ${(err as Error).message}`);
+        return unavailable();
+      }
     }
+    const proc = this.pick(tier, request.projectId);
+    if (!proc) return unavailable();
     return proc.invoke(request);
   }
 
@@ -315,6 +414,7 @@ export class RuntimePool {
       for (const [index, p] of tier.slots.entries()) {
         out.push({
           tier_mb: tier.heapMb,
+          tier_cpu_ms: tier.cpuMs,
           index,
           state: p?.state ?? "restarting",
           pid: p?.pid ?? null,
@@ -335,5 +435,6 @@ export class RuntimePool {
     await Promise.all(
       [...[...this.processes()].map(([, p]) => p), ...this.draining].map((p) => p.stop()),
     );
+    this.memory.close();
   }
 }

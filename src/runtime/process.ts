@@ -6,7 +6,15 @@ import { createRequire } from "node:module";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { Wire, type WireResponse } from "./wire.js";
+import { BodyTooLarge, Wire } from "./wire.js";
+import {
+  failed,
+  maxFrameBytes,
+  parseFrame,
+  tooLarge,
+  type FrameLimits,
+  type InvokeResult,
+} from "./frame.js";
 
 /** What the host asks a workerd process to run. */
 export interface InvokeRequest {
@@ -22,29 +30,12 @@ export interface InvokeRequest {
   memoryMb: number;
   /** Which function runs, so one that hangs or crashes its process can be held back. */
   functionId: string;
+  /** The function's CPU budget: how long it may keep its process's event loop blocked. */
+  cpuMs: number;
   probe?: boolean;
 }
 
-export type ResultKind =
-  "ok" | "threw" | "not_response" | "too_large" | "load" | "internal" | "timeout" | "crashed";
-
-export interface LogLine {
-  level: string;
-  message: string;
-  timestamp: string;
-}
-
-/** What came back: a response, or why there is none. */
-export interface InvokeResult {
-  kind: ResultKind;
-  status: number;
-  headers: [string, string][];
-  body: Buffer;
-  logs: LogLine[];
-  error?: string;
-  /** Set for probes: the type of the module's `handler` export. */
-  handlerType?: string;
-}
+export type { InvokeResult, LogLine, ResultKind } from "./frame.js";
 
 // The npm package `workerd` (CommonJS) exports the path of the binary it ships.
 const workerdBinary: string = createRequire(import.meta.url)("workerd").default;
@@ -61,22 +52,14 @@ const invokeHeaderNames = {
 
 const framing = new Set(["content-length", "transfer-encoding", "host", "connection"]);
 
-function failed(kind: ResultKind, error: string): InvokeResult {
-  return { kind, status: 500, headers: [], body: Buffer.alloc(0), logs: [], error };
-}
+/** Why the host killed a process: its invocations answer accordingly. */
+export type KillReason = "cpu" | "memory" | "stuck";
 
-/** Splits the supervisor's frame (metadata JSON, then the function's body). */
-function parseFrame(res: WireResponse): InvokeResult {
-  const data = res.body;
-  const metaLength = Number(res.headers.get("x-workerbase-meta-length"));
-  if (res.status !== 200 || !Number.isInteger(metaLength) || metaLength > data.length) {
-    return failed("internal", `the runtime answered ${res.status} without a result`);
-  }
-  const meta = JSON.parse(data.toString("utf8", 0, metaLength));
-  const body = data.subarray(metaLength);
-  if (meta.probe) return { ...failed("ok", ""), error: undefined, handlerType: meta.handler };
-  if (meta.kind) return { ...failed(meta.kind, meta.error), logs: meta.logs ?? [] };
-  return { kind: "ok", status: meta.status, headers: meta.headers, body, logs: meta.logs ?? [] };
+/** An invocation inside a process, as the watchdog sees it. */
+export interface Running {
+  functionId: string;
+  cpuMs: number;
+  startedAt: number;
 }
 
 export interface ProcessOptions {
@@ -85,6 +68,9 @@ export interface ProcessOptions {
   configPath: string;
   /** Shared by the host and the supervisors, in both directions; never shown to functions. */
   token: string;
+  limits: FrameLimits;
+  /** Only these variables of the host's environment reach workerd. */
+  env: NodeJS.ProcessEnv;
   onExit: (proc: WorkerdProcess, code: number | null, signal: string | null) => void;
   log: (line: string) => void;
 }
@@ -105,13 +91,19 @@ export class WorkerdProcess {
   private socketDir: string | undefined;
   /** ready: takes work; late: heartbeat overdue, gets no new work; draining: being replaced. */
   state: "starting" | "ready" | "late" | "draining" | "dead" = "starting";
-  inFlight = 0;
+  /** Invocations inside this process now. */
+  readonly running = new Set<Running>();
   lastBeatAt = Date.now();
+  /** A heartbeat is on its way; the watchdog never sends a second one meanwhile. */
+  beating = false;
   /** Functions whose invocation timed out here since the last good heartbeat. */
   timedOutFunctions = new Set<string>();
   /** Functions whose invocations were cut off by this process dying. */
   crashedFunctions = new Set<string>();
-  killedAsStuck = false;
+  /** Set when the host killed the process, before the kill. */
+  killReason: KillReason | null = null;
+  /** The invocation the watchdog blamed for a CPU kill. */
+  culprit: Running | null = null;
   loadedIsolates = 0;
   startedAt = Date.now();
 
@@ -163,7 +155,7 @@ export class WorkerdProcess {
       usePdeath ? args : args.slice(3),
       {
         stdio: ["ignore", "pipe", "pipe", "pipe"],
-        env: { ...process.env, WORKERBASE_RUNTIME_TOKEN: this.token },
+        env: { ...this.options.env, WORKERBASE_RUNTIME_TOKEN: this.token },
       },
     );
     const prefix = `[workerd ${this.label}]`;
@@ -216,6 +208,10 @@ export class WorkerdProcess {
       : { host: "127.0.0.1", port: this.port };
   }
 
+  get inFlight(): number {
+    return this.running.size;
+  }
+
   /** Sends one invocation; never rejects: failures come back as a result kind. */
   invoke(request: InvokeRequest): Promise<InvokeResult> {
     return new Promise((resolve) => {
@@ -232,30 +228,37 @@ export class WorkerdProcess {
       headers[invokeHeaderNames.method] = request.method;
       if (request.probe) headers[invokeHeaderNames.probe] = "1";
       const fnId = request.functionId;
+      const entry: Running = { functionId: fnId, cpuMs: request.cpuMs, startedAt: Date.now() };
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
       const finish = (result: InvokeResult) => {
         if (settled) return;
         settled = true;
-        this.inFlight--;
+        this.running.delete(entry);
         clearTimeout(timer);
         resolve(result);
       };
-      this.inFlight++;
-      const abort = this.wire.request("POST", "/__wb/invoke", headers, request.body, (err, res) => {
-        if (settled) return; // timed out and aborted
-        if (err || !res) {
-          // A broken connection usually means the process died: answer once its exit has been
-          // handled, so the next call is not routed to it (nor the strike counted late).
-          const result = this.crashed(fnId);
-          return void this.exitedWithin(1000).then(() => finish(result));
-        }
-        try {
-          finish(parseFrame(res));
-        } catch (e) {
-          finish(failed("internal", `unreadable answer from the runtime: ${(e as Error).message}`));
-        }
-      });
+      this.running.add(entry);
+      const limits = this.options.limits;
+      const abort = this.wire.request(
+        "POST",
+        "/__wb/invoke",
+        headers,
+        request.body,
+        (err, res) => {
+          if (settled) return; // timed out and aborted
+          if (err instanceof BodyTooLarge) return finish(tooLarge(limits));
+          if (err || !res) {
+            // A broken connection usually means the process died: answer once its exit has
+            // been handled, so the next call is not routed to it (nor the strike counted late).
+            // Noted as cut off now: the exit handler counts strikes from this set.
+            this.crashedFunctions.add(fnId);
+            return void this.exitedWithin(1000).then(() => finish(this.cutOff(entry, err)));
+          }
+          finish(parseFrame(res, limits));
+        },
+        maxFrameBytes(limits),
+      );
       if (settled) return;
       timer = setTimeout(() => {
         this.timedOutFunctions.add(fnId);
@@ -278,8 +281,35 @@ export class WorkerdProcess {
     });
   }
 
-  private crashed(functionId: string): InvokeResult {
-    this.crashedFunctions.add(functionId);
+  /** The answer of an invocation whose connection broke: why, and whose fault it was. */
+  private cutOff(entry: Running, err: Error | null | undefined): InvokeResult {
+    if (this.state !== "dead") {
+      // The process lives: a transport error, not the function's doing (no strike).
+      this.crashedFunctions.delete(entry.functionId);
+      return failed(
+        "internal",
+        `The connection to the runtime broke (${err?.message ?? "no answer"}); try again`,
+      );
+    }
+    if (this.killReason === "cpu") {
+      if (this.culprit === entry) {
+        return failed(
+          "cpu",
+          `The function exceeded its CPU budget of ${entry.cpuMs} ms (its code kept the runtime busy without pause)`,
+        );
+      }
+      return failed(
+        "replaced",
+        "The runtime process running this invocation was replaced because another invocation in it exceeded its CPU budget; try again",
+        503,
+      );
+    }
+    if (this.killReason === "memory") {
+      return failed(
+        "crashed",
+        "The runtime process running this invocation went past its memory bound and was stopped",
+      );
+    }
     return failed(
       "crashed",
       "The runtime process running this invocation stopped (it ran out of memory, hung, or was restarted)",
@@ -288,7 +318,8 @@ export class WorkerdProcess {
 
   /** Pings the supervisor; resolves true if it answered within `timeoutMs`. */
   heartbeat(timeoutMs: number): Promise<boolean> {
-    return new Promise((resolve) => {
+    this.beating = true;
+    return new Promise<boolean>((resolve) => {
       const req = http.get(
         {
           ...this.address(),
@@ -315,18 +346,33 @@ export class WorkerdProcess {
       );
       req.on("timeout", () => req.destroy());
       req.on("error", () => resolve(false));
+    }).finally(() => {
+      this.beating = false;
     });
   }
 
   /** Resident memory in bytes, read from /proc (0 where unavailable). */
   residentBytes(): number {
     try {
-      const status = fs.readFileSync(`/proc/${this.child.pid}/status`, "utf8");
+      const status = fs.readFileSync(`/proc/${this.workerdPid()}/status`, "latin1");
       const kb = /VmRSS:\s+(\d+)/.exec(status);
       return kb ? Number(kb[1]) * 1024 : 0;
     } catch {
       return 0;
     }
+  }
+
+  /** workerd's own pid: setpriv execs it, so the child's pid is workerd's. */
+  private workerdPid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Kills the process on the host's decision; its invocations answer by `reason`. */
+  killFor(reason: KillReason, culprit: Running | null = null): void {
+    if (this.killReason) return;
+    this.killReason = reason;
+    this.culprit = culprit;
+    this.kill();
   }
 
   kill(): void {

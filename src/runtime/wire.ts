@@ -8,25 +8,52 @@ export interface WireResponse {
   body: Buffer;
 }
 
+/** The answer was longer than the caller allows; the connection was cut. */
+export class BodyTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`the answer is larger than ${limit} bytes`);
+  }
+}
+
+/** Bounds of one Wire; defaults fit invocations of one workerd process. */
+export interface WireLimits {
+  /** Connections open at once; requests past it wait for one to come free. */
+  maxSockets: number;
+  /** An idle kept-alive connection is closed after this long. */
+  idleMs: number;
+}
+
 const CRLF = Buffer.from("\r\n");
 const HEAD_END = Buffer.from("\r\n\r\n");
 const maxHeadBytes = 64 * 1024;
+const statusLine = /^HTTP\/1\.([01]) (\d{3})(?: [^\r\n]*)?$/;
+const headerLine = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*$/;
+const chunkSizeLine = /^([0-9a-fA-F]{1,12})(?:;[^\r\n]*)?$/;
 
-/** One exchange on one connection: parses the answer as it arrives. */
-class Exchange {
+/**
+ * One exchange on one connection: parses the answer as it arrives, strictly (HTTP/1.1 as
+ * workerd writes it; anything else is an error, never a guess) and within a body limit.
+ */
+export class Exchange {
   private buffered: Buffer | null = null;
   private head: { status: number; headers: Map<string, string> } | null = null;
   private length = -1;
   private chunked = false;
   private chunks: Buffer[] = [];
   private received = 0;
-  /** For chunked bodies: bytes left in the current chunk, or -1 while reading a size line. */
+  /** Bytes seen so far, head included: a reused connection that saw none may be retried. */
+  seen = 0;
+  /** For chunked bodies: bytes left in the current chunk; -1 reading a size, -2 its CRLF. */
   private chunkLeft = -1;
   private trailer = false;
+  private trailerBytes = 0;
   keepAlive = true;
 
-  /** Feeds bytes; returns the response once complete. */
+  constructor(private maxBodyBytes = Infinity) {}
+
+  /** Feeds bytes; returns the response once complete. Throws on a malformed answer. */
   feed(data: Buffer): WireResponse | null {
+    this.seen += data.length;
     let buf = this.buffered ? Buffer.concat([this.buffered, data]) : data;
     this.buffered = null;
     if (!this.head) {
@@ -36,6 +63,7 @@ class Exchange {
         this.buffered = buf;
         return null;
       }
+      if (end > maxHeadBytes) throw new Error("response head too large");
       this.parseHead(buf.toString("latin1", 0, end));
       buf = buf.subarray(end + 4);
     }
@@ -44,26 +72,41 @@ class Exchange {
 
   private parseHead(text: string): void {
     const lines = text.split("\r\n");
-    const status = Number(lines[0].slice(9, 12));
-    if (!lines[0].startsWith("HTTP/1.") || !Number.isInteger(status))
-      throw new Error("not an HTTP response");
+    const status = statusLine.exec(lines[0]);
+    if (!status) throw new Error("not an HTTP/1.x status line");
     const headers = new Map<string, string>();
     for (let i = 1; i < lines.length; i++) {
-      const colon = lines[i].indexOf(":");
-      if (colon <= 0) continue;
-      headers.set(lines[i].slice(0, colon).trim().toLowerCase(), lines[i].slice(colon + 1).trim());
+      const m = headerLine.exec(lines[i]);
+      if (!m) throw new Error("malformed header line");
+      const name = m[1].toLowerCase();
+      const prior = headers.get(name);
+      if (name === "content-length" && prior !== undefined && prior !== m[2])
+        throw new Error("conflicting content-length headers");
+      headers.set(
+        name,
+        prior !== undefined && name !== "content-length" ? `${prior}, ${m[2]}` : m[2],
+      );
     }
-    this.head = { status, headers };
+    const code = Number(status[2]);
+    this.head = { status: code, headers };
     const te = headers.get("transfer-encoding");
-    this.chunked = te !== undefined && te.toLowerCase().includes("chunked");
     const cl = headers.get("content-length");
-    this.length = cl !== undefined && !this.chunked ? Number(cl) : 0;
-    if (!Number.isSafeInteger(this.length) || this.length < 0)
-      throw new Error("bad content-length");
-    if (headers.get("connection")?.toLowerCase() === "close" || lines[0].startsWith("HTTP/1.0"))
-      this.keepAlive = false;
-    if (!this.chunked && cl === undefined && status !== 204 && status !== 304)
+    if (te !== undefined) {
+      if (te.toLowerCase() !== "chunked") throw new Error("unsupported transfer-encoding");
+      if (cl !== undefined) throw new Error("both transfer-encoding and content-length");
+      this.chunked = true;
+      this.length = 0;
+    } else if (cl !== undefined) {
+      if (!/^\d{1,15}$/.test(cl)) throw new Error("bad content-length");
+      this.length = Number(cl);
+      if (this.length > this.maxBodyBytes) throw new BodyTooLarge(this.maxBodyBytes);
+    } else if (code === 204 || code === 304) {
+      this.length = 0;
+    } else {
       throw new Error("response without a length");
+    }
+    if (headers.get("connection")?.toLowerCase() === "close" || status[1] === "0")
+      this.keepAlive = false;
   }
 
   private feedLength(buf: Buffer): WireResponse | null {
@@ -85,17 +128,19 @@ class Exchange {
         this.received += take;
         this.chunkLeft -= take;
         at += take;
-        if (this.chunkLeft === 0) this.chunkLeft = -2; // the CRLF after the chunk
+        if (this.chunkLeft === 0) this.chunkLeft = -2;
         continue;
       }
       const eol = buf.indexOf(CRLF, at);
       if (eol < 0) {
+        if (buf.length - at > 1024) throw new Error("chunk line too long");
         this.buffered = buf.subarray(at);
         return null;
       }
       const line = buf.toString("latin1", at, eol);
       at = eol + 2;
       if (this.chunkLeft === -2) {
+        if (line !== "") throw new Error("bytes between a chunk and its CRLF");
         this.chunkLeft = -1;
         continue;
       }
@@ -104,10 +149,15 @@ class Exchange {
           if (at !== buf.length) throw new Error("bytes after the response");
           return this.done();
         }
+        this.trailerBytes += line.length + 2;
+        if (this.trailerBytes > maxHeadBytes || !headerLine.test(line))
+          throw new Error("malformed trailer");
         continue;
       }
-      const size = parseInt(line, 16);
-      if (!Number.isSafeInteger(size) || size < 0) throw new Error("bad chunk size");
+      const m = chunkSizeLine.exec(line);
+      if (!m) throw new Error("bad chunk size");
+      const size = parseInt(m[1], 16);
+      if (this.received + size > this.maxBodyBytes) throw new BodyTooLarge(this.maxBodyBytes);
       if (size === 0) this.trailer = true;
       else this.chunkLeft = size;
     }
@@ -120,54 +170,118 @@ class Exchange {
   }
 }
 
+/** Serializes a request head; throws (before anything is sent) on a bad name or value. */
+function requestHead(
+  method: string,
+  path: string,
+  headers: Record<string, string | string[]>,
+  bodyLength: number,
+): string {
+  let head = `${method} ${path} HTTP/1.1\r\nhost: workerd\r\ncontent-length: ${bodyLength}\r\n`;
+  for (const name in headers) {
+    const value = headers[name];
+    http.validateHeaderName(name);
+    for (const v of typeof value === "string" ? [value] : value) {
+      http.validateHeaderValue(name, v);
+      head += `${name}: ${v}\r\n`;
+    }
+  }
+  return head + "\r\n";
+}
+
+type Done = (err: Error | null, res?: WireResponse) => void;
+
 /**
  * Keep-alive HTTP/1.1 connections to one workerd process, for invocations. Lighter than
  * http.request + Agent (no ClientRequest/IncomingMessage/stream machinery per call), which is
  * a measurable share of the host's CPU per invocation. Requests are written with one write
  * (head and body corked); answers must carry a content-length or be chunked, which is all
- * workerd sends.
+ * workerd sends. Bounded: connections (`maxSockets`), idle time, and each answer's size.
  */
 export class Wire {
   private idle: net.Socket[] = [];
   private open = new Set<net.Socket>();
   private inFlight = new Set<(err: Error) => void>();
+  private waiting: (() => void)[] = [];
   private closed = false;
+  private limits: WireLimits;
 
-  constructor(private connect: () => net.Socket) {}
+  constructor(
+    private connect: () => net.Socket,
+    limits: Partial<WireLimits> = {},
+  ) {
+    this.limits = { maxSockets: 256, idleMs: 30_000, ...limits };
+  }
+
+  /** Connections open now (for tests and /metrics). */
+  get sockets(): number {
+    return this.open.size;
+  }
 
   /**
-   * Sends one request; `done` is called once with the answer or an error (connection broken,
-   * unreadable answer). Returns a function that aborts the exchange (its connection is closed).
+   * Sends one request; `done` is called exactly once, never synchronously from inside this
+   * call's own bookkeeping, with the answer or an error (bad header, connection broken,
+   * malformed or oversized answer). Returns a function that aborts the exchange.
    */
   request(
     method: string,
     path: string,
     headers: Record<string, string | string[]>,
     body: Buffer | null,
-    done: (err: Error | null, res?: WireResponse) => void,
+    callback: Done,
+    maxBodyBytes = Infinity,
   ): () => void {
-    let head = `${method} ${path} HTTP/1.1\r\nhost: workerd\r\ncontent-length: ${body?.length ?? 0}\r\n`;
-    for (const name in headers) {
-      const value = headers[name];
-      http.validateHeaderName(name);
-      if (typeof value === "string") {
-        http.validateHeaderValue(name, value);
-        head += `${name}: ${value}\r\n`;
-      } else {
-        for (const v of value) {
-          http.validateHeaderValue(name, v);
-          head += `${name}: ${v}\r\n`;
-        }
-      }
-    }
-    head += "\r\n";
-
-    if (this.closed) {
-      done(new Error("connection closed"));
+    let called = false;
+    const done: Done = (err, res) => {
+      if (called) return;
+      called = true;
+      callback(err, res);
+    };
+    let head: string;
+    try {
+      head = requestHead(method, path, headers, body?.length ?? 0);
+    } catch (err) {
+      done(err as Error);
       return () => undefined;
     }
-    const socket = this.idle.pop() ?? this.dial();
-    const exchange = new Exchange();
+    let aborted = false;
+    let abortCurrent: (() => void) | null = null;
+    const start = (retryStale: boolean) => {
+      if (aborted) return;
+      if (this.closed) return done(new Error("connection closed"));
+      if (this.idle.length === 0 && this.open.size >= this.limits.maxSockets) {
+        this.waiting.push(() => start(retryStale));
+        return;
+      }
+      const reused = this.idle.length > 0;
+      const socket = this.idle.pop() ?? this.dial();
+      socket.setTimeout(0);
+      abortCurrent = this.exchange(socket, head, body, maxBodyBytes, (err, res, seen) => {
+        // A kept-alive connection the other side closed just before we wrote to it: nothing of
+        // the answer arrived, so the request was not taken; send it once more on a fresh one.
+        if (err && reused && retryStale && seen === 0 && !aborted && !this.closed) {
+          return start(false);
+        }
+        done(err, res);
+      });
+    };
+    start(true);
+    return () => {
+      if (aborted) return;
+      aborted = true;
+      if (abortCurrent) abortCurrent();
+      else done(new Error("aborted"));
+    };
+  }
+
+  private exchange(
+    socket: net.Socket,
+    head: string,
+    body: Buffer | null,
+    maxBodyBytes: number,
+    done: (err: Error | null, res: WireResponse | undefined, seen: number) => void,
+  ): () => void {
+    const exchange = new Exchange(maxBodyBytes);
     let finished = false;
     const finish = (err: Error | null, res?: WireResponse) => {
       if (finished) return;
@@ -176,8 +290,9 @@ export class Wire {
       socket.off("data", onData);
       socket.off("close", onClose);
       if (err || !exchange.keepAlive || this.closed) socket.destroy();
-      else this.idle.push(socket);
-      done(err, res);
+      else this.release(socket);
+      done(err, res, exchange.seen);
+      this.next();
     };
     const onData = (chunk: Buffer) => {
       let res: WireResponse | null;
@@ -199,15 +314,30 @@ export class Wire {
     return () => finish(new Error("aborted"));
   }
 
+  private release(socket: net.Socket): void {
+    this.idle.push(socket);
+    socket.setTimeout(this.limits.idleMs);
+  }
+
+  private next(): void {
+    const run = this.waiting.shift();
+    if (run) run();
+  }
+
   private dial(): net.Socket {
     const socket = this.connect();
     socket.setNoDelay(true);
     this.open.add(socket);
     socket.on("error", () => undefined); // surfaces as "close"
+    socket.on("timeout", () => {
+      // Only idle connections have a timeout set.
+      if (this.idle.includes(socket)) socket.destroy();
+    });
     socket.on("close", () => {
       this.open.delete(socket);
       const i = this.idle.indexOf(socket);
       if (i >= 0) this.idle.splice(i, 1);
+      this.next();
     });
     return socket;
   }
@@ -216,6 +346,7 @@ export class Wire {
   destroy(reason: Error): void {
     this.closed = true;
     for (const finish of [...this.inFlight]) finish(reason);
+    for (const run of this.waiting.splice(0)) run();
     for (const socket of this.open) socket.destroy();
   }
 }

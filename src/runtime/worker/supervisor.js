@@ -10,7 +10,18 @@ import kvSource from "./loaded-kv.txt";
 import d1Source from "./loaded-d1.txt";
 
 const TOKEN_HEADER = "x-workerbase-token";
+const INVOCATION_HEADER = "x-workerbase-invocation";
+const SUBREQUEST_HEADER = "x-workerbase-subrequest";
 let loadedIsolates = 0;
+
+/**
+ * Invocations running now, by the random token each carries into its isolate, with the
+ * number of fetches it made. The limit is enforced here, outside the tenant's isolate: the
+ * token only identifies the invocation (a function that forges one can only spend the budget
+ * of another of its own invocations in flight).
+ */
+const running = new Map();
+let maxSubrequests = 50;
 
 function hostFetch(env, path, init = {}) {
   const headers = new Headers(init.headers);
@@ -44,6 +55,17 @@ function literalPrivateHost(hostname) {
 export class Egress extends WorkerEntrypoint {
   async fetch(request) {
     const url = new URL(request.url);
+    const invocation = running.get(request.headers.get(SUBREQUEST_HEADER) ?? "");
+    if (!invocation) {
+      throw new Error("fetch is only possible while the function handles a request");
+    }
+    if (++invocation.subrequests > maxSubrequests) {
+      throw new Error(
+        `Too many subrequests: a function may make at most ${maxSubrequests} fetches per invocation`,
+      );
+    }
+    request = new Request(request);
+    request.headers.delete(SUBREQUEST_HEADER);
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       throw new Error(`fetch to ${url.protocol} URLs is not supported`);
     }
@@ -117,6 +139,7 @@ async function loadCode(env, ctx, deploymentId, projectId) {
       if (res.ok) {
         const code = await res.json();
         loadedIsolates++;
+        maxSubrequests = code.limits.maxSubrequests;
         const flags = new Set(code.compatibilityFlags);
         if (!flags.has("nodejs_compat")) flags.add("nodejs_als");
         return {
@@ -129,13 +152,13 @@ async function loadCode(env, ctx, deploymentId, projectId) {
             "workerbase-env.js": envSource,
             "workerbase-kv.js": kvSource,
             "workerbase-d1.js": d1Source,
+            "workerbase-limits.js": `export default Object.freeze(${JSON.stringify(code.limits)});`,
             [code.moduleName]: code.code,
           },
           env: {
             ...code.secrets,
             __WB_KV: ctx.exports.KvBinding({ props: { projectId } }),
             __WB_DB: ctx.exports.DbBinding({ props: { projectId, timeoutMs: code.timeoutMs } }),
-            __WB_LIMITS: code.limits,
           },
           globalOutbound: ctx.exports.Egress({ props: {} }),
         };
@@ -174,6 +197,8 @@ export default {
       if (!name.startsWith("x-workerbase-")) headers.append(name, value);
     }
     if (request.headers.has("x-workerbase-probe")) headers.set("x-workerbase-probe", "1");
+    const token = crypto.randomUUID();
+    headers.set(INVOCATION_HEADER, token);
     const hasBody = method !== "GET" && method !== "HEAD";
     const inner = new Request(request.headers.get("x-workerbase-url"), {
       method,
@@ -181,12 +206,15 @@ export default {
       body: hasBody ? request.body : null,
     });
     const stub = env.LOADER.get(workerId, () => loadCode(env, ctx, deploymentId, projectId));
+    running.set(token, { subrequests: 0 });
     try {
       return await stub.getEntrypoint().fetch(inner);
     } catch (err) {
       const message = String((err && err.message) || err);
       const kind = message.startsWith("Failed to start Worker") ? "load" : "internal";
       return failure(kind, message);
+    } finally {
+      running.delete(token);
     }
   },
 };

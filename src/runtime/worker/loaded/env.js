@@ -1,5 +1,7 @@
 // Builds the `env` a function sees: its secrets as strings, plus env.KV and env.DB with
-// Cloudflare's APIs on top of the supervisor's capability entrypoints.
+// Cloudflare's APIs on top of the supervisor's capability entrypoints. The raw env (what
+// `import { env } from "cloudflare:workers"` shows) holds only the secrets and those two
+// capability stubs: no limits or settings that tenant code could change.
 import { createKv } from "./workerbase-kv.js";
 import { createD1 } from "./workerbase-d1.js";
 export function buildEnv(env) {

@@ -1,23 +1,29 @@
 // The main module of every loaded function: runs the user's handler for one request and
 // answers the supervisor with a frame: JSON metadata (status, headers, console lines, error),
-// then the response body. The host splits the frame.
-import { withInvocation } from "./workerbase-setup.js";
+// then the response body. The host splits the frame, validates the metadata against a schema
+// and enforces the limits on what actually crosses; what this module checks is only a fast
+// path for honest code. It uses the built-ins captured in workerbase-setup.js, before the
+// function's own module ran.
+import { withInvocation, primordials as P, limits } from "./workerbase-setup.js";
 import { buildEnv } from "./workerbase-env.js";
 import * as user from "./function.js";
 
 const encoder = new TextEncoder();
+const INVOCATION_HEADER = "x-workerbase-invocation";
 let userEnv;
 
 function frame(meta, body) {
-  const head = encoder.encode(JSON.stringify(meta));
+  const head = P.Encode(encoder, P.JSONStringify(meta));
+  const headBytes = P.TypedArrayLength(head);
   let out = head;
-  if (body && body.byteLength > 0) {
-    out = new Uint8Array(head.byteLength + body.byteLength);
-    out.set(head, 0);
-    out.set(new Uint8Array(body), head.byteLength);
+  const bodyBytes = body ? P.ByteLength(body) : 0;
+  if (bodyBytes > 0) {
+    out = new P.Uint8Array(headBytes + bodyBytes);
+    P.TypedArraySet(out, head, 0);
+    P.TypedArraySet(out, new P.Uint8Array(body), headBytes);
   }
-  return new Response(out, {
-    headers: { "x-workerbase-meta-length": String(head.byteLength) },
+  return new P.Response(out, {
+    headers: { "x-workerbase-meta-length": String(headBytes) },
   });
 }
 
@@ -37,28 +43,48 @@ function messageOf(err) {
   }
 }
 
+function headerList(headers) {
+  const out = [];
+  const it = P.HeadersEntries(headers);
+  for (let step = P.IteratorNext(it); !step.done; step = P.IteratorNext(it)) {
+    P.ArrayPush(out, [step.value[0], step.value[1]]);
+  }
+  return out;
+}
+
+/** The request the user's handler sees: the supervisor's request without our own headers. */
+function userRequest(request) {
+  const headers = new P.Headers(P.RequestHeaders(request));
+  P.HeadersDelete(headers, INVOCATION_HEADER);
+  return new P.Request(request, { headers });
+}
+
 export default {
   async fetch(request, env) {
-    if (request.headers.has("x-workerbase-probe")) {
+    const incoming = P.RequestHeaders(request);
+    if (P.HeadersGet(incoming, "x-workerbase-probe") !== null) {
       return frame({ probe: true, handler: typeof user.handler }, null);
     }
+    const token = P.HeadersGet(incoming, INVOCATION_HEADER) ?? "";
     userEnv ??= buildEnv(env);
-    const limits = env.__WB_LIMITS;
-    return withInvocation(limits, async (state) => {
+    return withInvocation(token, async (state) => {
       let meta;
       let body = null;
       try {
-        const result = await user.handler(request, userEnv);
-        if (result instanceof Response) {
-          body = await result.arrayBuffer();
-          if (body.byteLength > limits.maxResponseBodyBytes) {
+        const result = await user.handler(userRequest(request), userEnv);
+        if (P.isPrototypeOf(P.Response.prototype, result)) {
+          body = await P.ResponseArrayBuffer(result);
+          if (P.ByteLength(body) > limits.maxResponseBodyBytes) {
             meta = {
               kind: "too_large",
               error: `The response body is larger than ${limits.maxResponseBodyBytes} bytes`,
             };
             body = null;
           } else {
-            meta = { status: result.status, headers: [...result.headers] };
+            meta = {
+              status: P.ResponseStatus(result),
+              headers: headerList(P.ResponseHeaders(result)),
+            };
           }
         } else {
           meta = {

@@ -1,9 +1,53 @@
 // Loaded beside every function, before its code: captures console.* per invocation (an
 // AsyncLocalStorage context per request, so concurrent requests in one isolate keep their
 // own lines) and formats arguments the way Node's console.log does.
+//
+// This module is evaluated before the function's own module, so it captures here every
+// built-in the wrapper relies on (`primordials`): user code may replace globals and
+// prototypes, but not these references. None of this is a security boundary: every limit
+// is enforced again outside the isolate (the supervisor counts subrequests, the host caps
+// the bytes and the metadata that cross). It keeps honest functions' results exact.
 import { AsyncLocalStorage } from "node:async_hooks";
+import limits from "./workerbase-limits.js";
+
+const apply = Reflect.apply;
+const bound =
+  (fn) =>
+  (self, ...args) =>
+    apply(fn, self, args);
+export const primordials = Object.freeze({
+  Response: globalThis.Response,
+  Request: globalThis.Request,
+  Headers: globalThis.Headers,
+  Uint8Array: globalThis.Uint8Array,
+  JSONStringify: JSON.stringify,
+  ResponseArrayBuffer: bound(Response.prototype.arrayBuffer),
+  ResponseStatus: bound(Object.getOwnPropertyDescriptor(Response.prototype, "status").get),
+  ResponseHeaders: bound(Object.getOwnPropertyDescriptor(Response.prototype, "headers").get),
+  RequestHeaders: bound(Object.getOwnPropertyDescriptor(Request.prototype, "headers").get),
+  HeadersGet: bound(Headers.prototype.get),
+  HeadersSet: bound(Headers.prototype.set),
+  HeadersDelete: bound(Headers.prototype.delete),
+  HeadersEntries: bound(Headers.prototype.entries),
+  IteratorNext: bound(Object.getPrototypeOf(new Headers().entries()).next),
+  ArrayPush: bound(Array.prototype.push),
+  ByteLength: bound(Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "byteLength").get),
+  TypedArraySet: bound(Object.getPrototypeOf(Uint8Array.prototype).set),
+  TypedArrayLength: bound(
+    Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), "length").get,
+  ),
+  Encode: bound(TextEncoder.prototype.encode),
+  DateToISOString: bound(Date.prototype.toISOString),
+  PromiseReject: Promise.reject.bind(Promise),
+  ObjectEntries: Object.entries,
+  isPrototypeOf: bound(Object.prototype.isPrototypeOf),
+});
+export { limits };
+const P = primordials;
 
 const invocation = new AsyncLocalStorage();
+const runInvocation = bound(AsyncLocalStorage.prototype.run);
+const currentInvocation = bound(AsyncLocalStorage.prototype.getStore);
 const encoder = new TextEncoder();
 
 const identifier = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -127,48 +171,53 @@ const levels = {
 };
 for (const [method, level] of Object.entries(levels)) {
   console[method] = (...args) => {
-    const state = invocation.getStore();
+    const state = currentInvocation(invocation);
     if (!state || state.full) return;
-    const message = format(args);
-    const bytes = encoder.encode(message).byteLength;
-    if (state.lines.length >= state.maxLines || state.bytes + bytes > state.maxBytes) {
+    const message = String(format(args));
+    const bytes = P.TypedArrayLength(P.Encode(encoder, message));
+    const timestamp = P.DateToISOString(new Date());
+    if (
+      state.lines.length >= limits.maxConsoleLines ||
+      state.bytes + bytes > limits.maxConsoleBytes
+    ) {
       state.full = true;
-      state.lines.push({
+      P.ArrayPush(state.lines, {
         level: "warn",
-        message: `[workerbase] console output past ${state.maxLines} lines or ${state.maxBytes} bytes was dropped`,
-        timestamp: new Date().toISOString(),
+        message: `[workerbase] console output past ${limits.maxConsoleLines} lines or ${limits.maxConsoleBytes} bytes was dropped`,
+        timestamp,
       });
       return;
     }
     state.bytes += bytes;
-    state.lines.push({ level, message, timestamp: new Date().toISOString() });
+    P.ArrayPush(state.lines, { level, message, timestamp });
   };
 }
 
-// Cloudflare caps subrequests per invocation; so do we, counting each fetch in the context.
+// Every fetch carries its invocation's token, by which the supervisor's egress counts and caps
+// subrequests (Cloudflare caps them per invocation). Counted here too only to fail early.
 const originalFetch = globalThis.fetch;
+export const SUBREQUEST_HEADER = "x-workerbase-subrequest";
 globalThis.fetch = function fetch(input, init) {
-  const state = invocation.getStore();
-  if (state && ++state.subrequests > state.maxSubrequests) {
-    return Promise.reject(
+  const state = currentInvocation(invocation);
+  if (state && ++state.subrequests > limits.maxSubrequests) {
+    return P.PromiseReject(
       new Error(
-        `Too many subrequests: a function may make at most ${state.maxSubrequests} fetches per invocation`,
+        `Too many subrequests: a function may make at most ${limits.maxSubrequests} fetches per invocation`,
       ),
     );
   }
-  return originalFetch(input, init);
+  let request;
+  try {
+    request = new P.Request(input, init);
+  } catch (err) {
+    return P.PromiseReject(err);
+  }
+  if (state) P.HeadersSet(P.RequestHeaders(request), SUBREQUEST_HEADER, state.token);
+  return originalFetch(request);
 };
 
 /** Runs `fn` with a fresh console buffer and subrequest count for one invocation. */
-export function withInvocation(limits, fn) {
-  const state = {
-    lines: [],
-    bytes: 0,
-    full: false,
-    maxLines: limits.maxConsoleLines,
-    maxBytes: limits.maxConsoleBytes,
-    subrequests: 0,
-    maxSubrequests: limits.maxSubrequests,
-  };
-  return invocation.run(state, () => fn(state));
+export function withInvocation(token, fn) {
+  const state = { lines: [], bytes: 0, full: false, subrequests: 0, token };
+  return runInvocation(invocation, state, () => fn(state));
 }
