@@ -2,8 +2,7 @@ import { Hono } from "hono";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import { z } from "zod";
 import type { PlatformEnv } from "../http/app.js";
-import { AppError } from "../http/errors.js";
-import { jsonBody, limitParam, parse, unwrap } from "../http/validate.js";
+import { jsonBody, limitParam, parse, parseJson, unwrap } from "../http/validate.js";
 import { ExecutionCreate, ResumeInput, WorkflowCreate, WorkflowUpdate } from "./schema.js";
 import type { WorkflowService } from "./service.js";
 
@@ -22,11 +21,7 @@ function clientIp(c: Parameters<typeof getConnInfo>[0]): string | null {
 async function optionalJson(request: Request): Promise<unknown> {
   const text = await request.text();
   if (text.trim() === "") return { execution: {} };
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new AppError("BAD_JSON");
-  }
+  return parseJson(text);
 }
 
 /** /platform/v1/workflows and /platform/v1/workflow_executions (§5.1). */
