@@ -16,7 +16,8 @@ import { err } from "./output.js";
 /** `serve`'s flags, checked here so a typo gets a suggestion; src/host/config.ts reads them. */
 const serveCommand: Command = {
   name: "serve",
-  usage: "[--port N] [--host H] [--data DIR] [--public-url URL] [--allow-private-network]",
+  usage:
+    "[--port N] [--host H] [--data DIR] [--public-url URL] [--invoke-origin URL] [--allow-private-network]",
   summary: "run the platform (this process becomes the server)",
   args: [0, 0],
   flags: {
@@ -28,6 +29,11 @@ const serveCommand: Command = {
       help: "data dir (WORKERBASE_DATA_DIR, default ./.workerbase)",
     },
     "public-url": { type: "string", value: "URL", help: "base of endpoint_url (PUBLIC_URL)" },
+    "invoke-origin": {
+      type: "string",
+      value: "URL",
+      help: "separate origin for invocations, on another host name (WORKERBASE_INVOKE_ORIGIN)",
+    },
     "allow-private-network": {
       type: "boolean",
       help: "let functions fetch loopback and private addresses (development)",

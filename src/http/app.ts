@@ -1,12 +1,31 @@
-import { Hono } from "hono";
+import { Hono, type Context, type Next } from "hono";
 import { AppError } from "./errors.js";
 import type { RateLimiter } from "./ratelimit.js";
 import type { ProjectService } from "../projects/service.js";
 
 export type PlatformEnv = { Variables: { projectId: string; keyId: string } };
 
-/** Renders known errors as `{"error"}` with their status; anything else is a logged 500. */
+/**
+ * Marks every answer `X-Content-Type-Options: nosniff`, errors and not-found included, so no
+ * browser takes an API answer (a stored value, an echoed body) for HTML or script.
+ */
+export async function noSniff(c: Context, next: Next): Promise<void> {
+  await next();
+  try {
+    c.res.headers.set("x-content-type-options", "nosniff");
+  } catch {
+    // Immutable headers (a Response passed through as is): copy it.
+    c.res = new Response(c.res.body, c.res);
+    c.res.headers.set("x-content-type-options", "nosniff");
+  }
+}
+
+/**
+ * Renders known errors as `{"error"}` with their status; anything else is a logged 500.
+ * Every answer of `app` (and of the apps routed under it) carries `nosniff`.
+ */
 export function withErrors<T extends Hono<any>>(app: T, log: (line: string) => void): T {
+  app.use("*", noSniff);
   app.onError((err, c) => {
     if (err instanceof AppError) {
       for (const [k, v] of Object.entries(err.headers ?? {})) c.header(k, v);
