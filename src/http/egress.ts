@@ -1,7 +1,11 @@
 import dns from "node:dns";
 import http from "node:http";
 import https from "node:https";
-import net from "node:net";
+import type net from "node:net";
+// The address classifier functions' fetch uses inside workerd too. It lives with the worker
+// sources, which stay in src/ (workerd loads them from there): this path names the same file
+// whether the host runs from src/ or from dist/.
+import { classifyAddress, isPublicAddress } from "../../src/runtime/worker/address.js";
 
 /**
  * Host-side egress: the same policy as functions' `fetch` (public addresses only unless the
@@ -10,63 +14,8 @@ import net from "node:net";
  * so a name that resolves to a private address (or rebinds to one) is refused too.
  */
 
-const blocked = new net.BlockList();
-for (const [prefix, bits] of [
-  ["0.0.0.0", 8],
-  ["10.0.0.0", 8],
-  ["100.64.0.0", 10],
-  ["127.0.0.0", 8],
-  ["169.254.0.0", 16], // link-local, including the cloud metadata address 169.254.169.254
-  ["172.16.0.0", 12],
-  ["192.0.0.0", 24],
-  ["192.0.2.0", 24],
-  ["192.168.0.0", 16],
-  ["198.18.0.0", 15],
-  ["198.51.100.0", 24],
-  ["203.0.113.0", 24],
-  ["224.0.0.0", 3], // multicast, reserved and broadcast
-] as const)
-  blocked.addSubnet(prefix, bits, "ipv4");
-for (const [prefix, bits] of [
-  ["::", 96], // unspecified, loopback and the old IPv4-compatible range
-  ["100::", 64],
-  ["2001:db8::", 32],
-  ["fc00::", 7], // unique local, including fd00:ec2::254 (metadata)
-  ["fe80::", 10],
-  ["ff00::", 8],
-] as const)
-  blocked.addSubnet(prefix, bits, "ipv6");
-
-/** The 8 groups of an IPv6 address (accepts an embedded dotted IPv4 tail). */
-function groups(ip: string): number[] {
-  let text = ip.toLowerCase();
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number);
-    text =
-      text.slice(0, v4.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const fill = tail === undefined ? [] : Array(8 - h.length - t.length).fill("0");
-  return [...h, ...fill, ...t].map((g) => parseInt(g, 16));
-}
-
-/** True when `ip` (a literal address) is public: neither loopback, private, link-local nor reserved. */
-export function isPublicAddress(ip: string): boolean {
-  const family = net.isIP(ip);
-  if (family === 4) return !blocked.check(ip, "ipv4");
-  if (family !== 6) return false;
-  const g = groups(ip);
-  const embedded = (hi: number, lo: number) => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-  // IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) carry an IPv4 address.
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff)
-    return isPublicAddress(embedded(g[6], g[7]));
-  if (g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0))
-    return isPublicAddress(embedded(g[6], g[7]));
-  return !blocked.check(ip, "ipv6");
-}
+/** Whether an IP literal is public (IPv6 forms carrying an IPv4 address are judged by it). */
+export { classifyAddress, isPublicAddress };
 
 /** Why a call was not made or did not finish. */
 export class EgressError extends Error {
@@ -138,8 +87,8 @@ export function egressFetch(target: string, request: EgressRequest): Promise<Egr
   }
   if (url.protocol !== "http:" && url.protocol !== "https:")
     return Promise.reject(new EgressError("refused", `${url.protocol} URLs are not supported`));
-  const literal = url.hostname.replace(/^\[|\]$/g, "");
-  if (net.isIP(literal) && !isPublicAddress(literal) && !request.allowPrivateNetwork) {
+  const address = classifyAddress(url.hostname);
+  if (address && !address.public && !request.allowPrivateNetwork) {
     return Promise.reject(
       new EgressError(
         "refused",

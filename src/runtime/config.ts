@@ -4,7 +4,9 @@
  */
 
 export type Module =
-  { name: string; esModule: { embed: string } } | { name: string; text: { embed: string } };
+  | { name: string; esModule: { embed: string } }
+  | { name: string; commonJsModule: { embed: string } }
+  | { name: string; text: { embed: string } };
 
 export type Binding =
   | { name: string; text: string }
@@ -54,6 +56,8 @@ function list(items: string[]): string {
 
 function renderModule(m: Module): string {
   if ("esModule" in m) return `(name = ${str(m.name)}, esModule = embed ${str(m.esModule.embed)})`;
+  if ("commonJsModule" in m)
+    return `(name = ${str(m.name)}, commonJsModule = embed ${str(m.commonJsModule.embed)})`;
   return `(name = ${str(m.name)}, text = embed ${str(m.text.embed)})`;
 }
 

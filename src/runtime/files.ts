@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -16,4 +17,12 @@ export function packageRoot(): string {
 /** The folder with the JavaScript that runs inside workerd. */
 export function workerSourceDir(): string {
   return path.join(packageRoot(), "src", "runtime", "worker");
+}
+
+/**
+ * ipaddr.js's CommonJS build, as Node resolves it for the shared address classifier
+ * (worker/address.js), so workerd gets the very file the host uses.
+ */
+export function ipaddrSource(): string {
+  return createRequire(path.join(workerSourceDir(), "address.js")).resolve("ipaddr.js");
 }

@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { renderConfig, type WorkerdConfig } from "./config.js";
-import { workerSourceDir } from "./files.js";
+import { ipaddrSource, workerSourceDir } from "./files.js";
 import { failed, type FrameLimits } from "./frame.js";
 import { MemoryGuard } from "./memory.js";
 import { WorkerdProcess, type InvokeRequest, type InvokeResult, type Running } from "./process.js";
@@ -44,9 +44,15 @@ export interface PoolStats {
 
 export const compatibilityDate = "2025-11-17";
 
-/** Files copied next to the generated config: the supervisor and the modules of loaded workers. */
+/**
+ * Files copied next to the generated config (from the worker source folder): the supervisor
+ * (first: workerd's main module), its address classifier and ipaddr.js, which that uses, and
+ * the modules of loaded workers.
+ */
 const workerFiles: [from: string, to: string][] = [
   ["supervisor.js", "supervisor.js"],
+  ["address.js", "address.js"],
+  [path.relative(workerSourceDir(), ipaddrSource()), "ipaddr.js"],
   ["loaded/main.js", "loaded-main.txt"],
   ["loaded/setup.js", "loaded-setup.txt"],
   ["loaded/env.js", "loaded-env.txt"],
@@ -132,10 +138,13 @@ export class RuntimePool {
         {
           name: "supervisor",
           worker: {
-            modules: [
-              { name: "supervisor.js", esModule: { embed: "supervisor.js" } },
-              ...files.slice(1).map(([, to]) => ({ name: to, text: { embed: to } })),
-            ],
+            modules: files.map(([, to]) =>
+              to === "ipaddr.js"
+                ? { name: to, commonJsModule: { embed: to } }
+                : to.endsWith(".js")
+                  ? { name: to, esModule: { embed: to } }
+                  : { name: to, text: { embed: to } },
+            ),
             compatibilityDate,
             compatibilityFlags: [],
             bindings: [

@@ -3,6 +3,7 @@
 // Worker Loader, and exports the capability entrypoints (egress, KV, DB) that loaded
 // functions receive. It holds no state of its own: code and secrets come from the host.
 import { WorkerEntrypoint } from "cloudflare:workers";
+import { classifyAddress } from "./address.js";
 import mainSource from "./loaded-main.txt";
 import setupSource from "./loaded-setup.txt";
 import envSource from "./loaded-env.txt";
@@ -29,26 +30,15 @@ function hostFetch(env, path, init = {}) {
   return env.HOST.fetch("http://host" + path, { ...init, headers });
 }
 
-// Loopback, private and link-local literals are refused with a sentence, before workerd's own
-// network policy (which also covers names that resolve to such addresses) answers tersely.
+// Non-public literals (loopback, private, link-local, reserved, and IPv6 forms carrying such an
+// IPv4 address: address.js) and localhost names are refused with a sentence, before workerd's
+// own network policy (which also covers names that resolve to such addresses) answers tersely.
 function literalPrivateHost(hostname) {
   const h = hostname.replace(/^\[|\]$/g, "").toLowerCase();
-  if (h === "localhost" || h.endsWith(".localhost") || h === "::1" || h === "::" || h === "0.0.0.0")
-    return true;
-  if (/^(fc|fd|fe8|fe9|fea|feb)[0-9a-f]*:/.test(h) || h.startsWith("::ffff:")) return true;
-  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(h);
-  if (!m) return false;
-  const [a, b] = [Number(m[1]), Number(m[2])];
-  return (
-    a === 0 ||
-    a === 10 ||
-    a === 127 ||
-    (a === 169 && b === 254) ||
-    (a === 172 && b >= 16 && b <= 31) ||
-    (a === 192 && b === 168) ||
-    (a === 100 && b >= 64 && b <= 127) ||
-    a >= 224
-  );
+  const name = h.replace(/\.$/, "");
+  if (name === "localhost" || name.endsWith(".localhost")) return true;
+  const address = classifyAddress(h);
+  return address !== null && !address.public;
 }
 
 /** Every outbound fetch of a loaded function passes here. */
