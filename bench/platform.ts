@@ -120,7 +120,7 @@ export async function startPlatform(
     api,
     hostPid: () => server.child.pid!,
     workerdPids,
-    health: async () => (await fetch(`${server.url}/healthz`)).json(),
+    health: () => server.health(),
     target: {
       name: "Workerbase",
       port,

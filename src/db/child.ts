@@ -50,6 +50,9 @@ function leave(): never {
   process.exit(0);
 }
 
+// A stop signal sent to the whole process group (systemd, docker stop, a terminal's Ctrl-C)
+// is for the host, which finishes its work and then closes this channel (see `leave`).
+for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => {});
 process.on("message", (request: ChildRequest) => send(answer(request)));
 process.on("disconnect", leave);
 if (!process.connected) leave();

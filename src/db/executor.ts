@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
+import { childEnv } from "../host/childenv.js";
 import { isUuid } from "../http/validate.js";
 import type { D1Query, D1Value, RawResult, StatementsResult, TableInfo } from "./service.js";
 
@@ -279,11 +280,10 @@ export class DbExecutor {
       usePdeath ? ["--pdeathsig", "KILL", "--", ...node] : node.slice(1),
       {
         stdio: ["ignore", "pipe", "pipe", "ipc"],
-        env: {
-          ...process.env,
+        env: childEnv({
           WORKERBASE_DB_MAX_OPEN: String(this.options.maxOpenPerProcess),
           WORKERBASE_DB_MAX_RESULT_BYTES: String(this.options.maxResultBytes),
-        },
+        }),
       },
     );
     slot.child = child;

@@ -4,10 +4,11 @@ import type { InvocationService, Trigger } from "../invocations/service.js";
 import type { ProjectService } from "../projects/service.js";
 import type { RuntimePool } from "../runtime/pool.js";
 import type { InvokeResult } from "../runtime/process.js";
-import { AppError } from "../http/errors.js";
+import { AppError, failureLine } from "../http/errors.js";
 import type { FunctionService, LiveFunction } from "./service.js";
 import type { InvocationMetrics } from "../invocations/metrics.js";
 import type { RateLimiter } from "../http/ratelimit.js";
+import { clientKey, type KeyGuard } from "../http/keyguard.js";
 
 /** Where the invoke route lives; everything after `/invoke` is the function's own sub-path. */
 export const invokePath = /^\/platform\/v1\/functions\/([^/?#]+)\/invoke(\/[^?#]*)?(\?[^#]*)?$/;
@@ -81,6 +82,8 @@ export interface InvokeDeps {
   functions: FunctionService;
   invoker: Invoker;
   rateLimiter: RateLimiter;
+  /** Counts wrong keys per client address; past its bound keys are ignored here (so 404). */
+  keyGuard: KeyGuard;
   publicUrl: string;
   /**
    * The separate origin invocations are served on, if any: requests whose `Host` is its host
@@ -295,7 +298,12 @@ export function createInvokeHandler(deps: InvokeDeps) {
 
   async function handle(req: IncomingMessage, res: ServerResponse, match: RegExpExecArray) {
     const key = req.headers["x-api-key"];
-    const identity = typeof key === "string" ? await deps.projects.authenticate(key) : null;
+    const identity =
+      typeof key === "string"
+        ? await deps.keyGuard.verifyOrIgnore(clientKey(req.socket.remoteAddress), key, (k) =>
+            deps.projects.authenticate(k),
+          )
+        : null;
     if (identity) {
       const limited = deps.rateLimiter.check(identity.keyId);
       if (limited) return sendJson(res, 429, { error: limited.message }, limited.headers);
@@ -420,7 +428,7 @@ export function createInvokeHandler(deps: InvokeDeps) {
       try {
         await handle(req, res, match);
       } catch (err) {
-        deps.log(`invoke failed: ${(err as Error).stack}`);
+        deps.log(failureLine(`${req.method} ${req.url?.split("?")[0]} (invoke)`, err));
         if (!res.headersSent) sendJson(res, 500, { error: "Internal server error" });
         else res.destroy();
       } finally {

@@ -36,6 +36,8 @@ export interface FunctionServiceOptions {
   strikeWindowMs: number;
   holdMs: number;
   deployProbeTimeoutMs: number;
+  /** Functions one project may have (maxFunctionsPerProject). */
+  maxFunctionsPerProject: number;
   log: (line: string) => void;
 }
 
@@ -111,6 +113,12 @@ export class FunctionService {
 
   async create(projectId: string, input: FunctionCreate): Promise<FunctionRow> {
     const slug = input.slug ?? slugify(input.name);
+    const max = this.options.maxFunctionsPerProject;
+    if ((await functionStore.count(this.db, projectId)) >= max)
+      throw new AppError(
+        "CONFLICT",
+        `This project already has ${max} functions, the most it may have; delete one first`,
+      );
     await this.checkTool(projectId, input.tool, null);
     const at = now();
     const row = {

@@ -15,6 +15,17 @@ export const functionStore = {
       .orderBy("created_at", "desc")
       .execute(),
 
+  count: async (db: Store, projectId: string) =>
+    Number(
+      (
+        await db
+          .selectFrom("functions")
+          .select((eb) => eb.fn.countAll().as("n"))
+          .where("project_id", "=", projectId)
+          .executeTakeFirstOrThrow()
+      ).n,
+    ),
+
   byId: (db: Store, id: string) =>
     db.selectFrom("functions").selectAll().where("id", "=", id).executeTakeFirst(),
 

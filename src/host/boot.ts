@@ -1,4 +1,3 @@
-import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { getRequestListener } from "@hono/node-server";
@@ -28,8 +27,13 @@ import { createWebhooks } from "../webhooks/host.js";
 import { DbExecutor } from "../db/executor.js";
 import { dbBindingHandler } from "../db/binding.js";
 import { databaseRoutes } from "../db/routes.js";
-import { createWorkflows } from "../workflows/host.js";
+import { createWorkflows, hostIdFor } from "../workflows/host.js";
 import { mcpRoutes } from "../mcp/routes.js";
+import { KeyGuard } from "../http/keyguard.js";
+import { removeStaleSocketDirs } from "../runtime/sockets.js";
+import { secureDataDir } from "./datadir.js";
+import { healthRoutes } from "./health.js";
+import { listen } from "./listen.js";
 import { childEnv } from "./childenv.js";
 
 export interface RunningHost {
@@ -44,7 +48,29 @@ export async function startHost(
   print: (line: string) => void = console.log,
 ): Promise<RunningHost> {
   const log = (line: string) => console.error(`${new Date().toISOString()} ${line}`);
-  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // The port is taken first, so a busy one fails before anything is created or started.
+  // Until the host is ready, requests answer 503.
+  let ready: http.RequestListener | undefined;
+  const server = http.createServer((req, res) => {
+    if (ready) return ready(req, res);
+    res.writeHead(503, {
+      "content-type": "application/json",
+      "retry-after": "1",
+      "x-content-type-options": "nosniff",
+    });
+    res.end(JSON.stringify({ error: "Workerbase is starting" }));
+  });
+  server.requestTimeout = 330_000;
+  server.keepAliveTimeout = 30_000;
+  await listen(server, config.port, config.host);
+  try {
+    secureDataDir(config.dataDir, log);
+    const stale = removeStaleSocketDirs();
+    if (stale > 0) log(`removed ${stale} runtime socket folder(s) left by hosts that were killed`);
+  } catch (err) {
+    server.close();
+    throw err;
+  }
   const db = await openStore(config.dataDir);
   const projects = new ProjectService(db);
   await projects.bootstrap(config.dataDir, config.apiKey, print);
@@ -121,6 +147,7 @@ export async function startHost(
     strikesToHold: config.strikesToHold,
     strikeWindowMs: config.strikeWindowMs,
     holdMs: config.holdMs,
+    maxFunctionsPerProject: config.maxFunctionsPerProject,
     log,
   });
   await functions.recoverInterruptedDeploys();
@@ -130,27 +157,29 @@ export async function startHost(
     functions,
   );
   const rateLimiter = new RateLimiter(config.rateLimitPerMinute);
+  const keyGuard = new KeyGuard(config.maxFailedKeyAttemptsPerMinute);
 
   const app = withErrors(new Hono(), log);
   const metrics = new InvocationMetrics();
-  app.get("/healthz", (c) => {
-    const ok = pool!.healthy();
-    return c.json(
-      {
-        ok,
+  app.route(
+    "/",
+    healthRoutes({
+      hostId: hostIdFor(config.dataDir),
+      store: "sqlite",
+      healthy: () => pool!.healthy(),
+      details: () => ({
         runtime: pool!.describe(),
         memory_enforcement: pool!.memory.enforcement,
         ...pool!.stats,
-      },
-      ok ? 200 : 503,
-    );
-  });
-  app.get("/metrics", (c) =>
-    c.text(metrics.render(pool!.describe(), pool!.stats), 200, {
-      "content-type": "text/plain; version=0.0.4",
+        databases: { pids: databases.pids(), ...databases.stats },
+      }),
+      metrics: () => metrics.render(pool!.describe(), pool!.stats),
+      adminKey: config.adminKey,
+      listenHost: config.host,
+      guard: keyGuard,
     }),
   );
-  app.route("/admin/v1", withErrors(adminRoutes(projects, config.adminKey), log));
+  app.route("/admin/v1", withErrors(adminRoutes(projects, config.adminKey, keyGuard), log));
   const workflowInvoker = new Invoker(pool, invocations, functions, metrics);
   const workflows = createWorkflows({ db, config, functions, invoker: workflowInvoker, log });
   app.route(
@@ -159,6 +188,7 @@ export async function startHost(
       mcpRoutes({
         projects,
         rateLimiter,
+        keyGuard,
         functions,
         invoker: workflowInvoker,
         publicUrl: config.publicUrl,
@@ -167,7 +197,7 @@ export async function startHost(
     ),
   );
   const platform = withErrors(new Hono<PlatformEnv>(), log);
-  platform.use("*", requireKey(projects, rateLimiter));
+  platform.use("*", requireKey(projects, rateLimiter, keyGuard));
   platform.route("/functions", functionRoutes(functions));
   platform.route("/functions", invocationRoutes(functions, invocations));
   platform.route("/", secretRoutes(secrets));
@@ -199,6 +229,7 @@ export async function startHost(
     functions,
     invoker,
     rateLimiter,
+    keyGuard,
     publicUrl: config.publicUrl,
     invokeOrigin: config.invokeOrigin,
     maxRequestBodyBytes: config.maxRequestBodyBytes,
@@ -206,19 +237,13 @@ export async function startHost(
     log,
   });
   const honoListener = getRequestListener(app.fetch);
-  const server = http.createServer((req, res) => {
+
+  await pool.start();
+  ready = (req, res) => {
     const match = invokePath.exec(req.url ?? "");
     if (match) void invoke.serve(req, res, match);
     else void honoListener(req, res);
-  });
-  server.requestTimeout = 330_000;
-  server.keepAliveTimeout = 30_000;
-
-  await pool.start();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+  };
   const port = (server.address() as AddressInfo).port;
   hooks.start();
   await workflows.start();

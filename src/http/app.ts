@@ -1,5 +1,6 @@
 import { Hono, type Context, type Next } from "hono";
-import { AppError } from "./errors.js";
+import { AppError, failureLine } from "./errors.js";
+import { clientOf, type KeyGuard } from "./keyguard.js";
 import type { RateLimiter } from "./ratelimit.js";
 import type { ProjectService } from "../projects/service.js";
 
@@ -31,19 +32,22 @@ export function withErrors<T extends Hono<any>>(app: T, log: (line: string) => v
       for (const [k, v] of Object.entries(err.headers ?? {})) c.header(k, v);
       return c.json(err.body(), err.status as 400);
     }
-    log(
-      `unhandled error on ${c.req.method} ${new URL(c.req.url).pathname}: ${(err as Error).stack ?? err}`,
-    );
+    log(failureLine(`${c.req.method} ${new URL(c.req.url).pathname}`, err));
     return c.json({ error: "Internal server error" }, 500);
   });
   app.notFound((c) => c.json({ error: "Not found" }, 404));
   return app;
 }
 
-/** Resolves `X-API-Key` to its project; every /platform/v1 route sees only that project. */
-export function requireKey(projects: ProjectService, limiter: RateLimiter) {
+/**
+ * Resolves `X-API-Key` to its project; every /platform/v1 route sees only that project. Wrong
+ * keys count against the client's address (`guard`).
+ */
+export function requireKey(projects: ProjectService, limiter: RateLimiter, guard: KeyGuard) {
   return async (c: any, next: () => Promise<void>) => {
-    const identity = await projects.authenticate(c.req.header("x-api-key"));
+    const identity = await guard.verify(clientOf(c), c.req.header("x-api-key"), (key) =>
+      projects.authenticate(key),
+    );
     if (!identity) throw new AppError("UNAUTHORIZED");
     const limited = limiter.check(identity.keyId);
     if (limited) throw new AppError("RATE_LIMITED", limited.message, undefined, limited.headers);

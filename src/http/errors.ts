@@ -42,3 +42,24 @@ export class AppError extends Error {
       : { error: this.message, details: this.details };
   }
 }
+
+/** True for a failure that only means the client went away (closed the connection mid-request). */
+export function isClientAbort(err: unknown): boolean {
+  if (typeof err !== "object" || err === null) return false;
+  const { code, message } = err as NodeJS.ErrnoException;
+  return (
+    (code === "ECONNRESET" && message === "aborted") ||
+    code === "ERR_STREAM_PREMATURE_CLOSE" ||
+    code === "ERR_STREAM_DESTROYED"
+  );
+}
+
+/**
+ * How a request's failure is logged: one line when the client went away (an expected event,
+ * not a bug), the stack otherwise. `what` names the request: "POST /platform/v1/functions".
+ */
+export function failureLine(what: string, err: unknown): string {
+  if (isClientAbort(err))
+    return `${what}: the client closed the connection before the answer (${(err as Error).message})`;
+  return `${what} failed: ${(err as Error)?.stack ?? err}`;
+}

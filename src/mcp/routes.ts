@@ -3,6 +3,7 @@ import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { AppError } from "../http/errors.js";
+import { clientOf, type KeyGuard } from "../http/keyguard.js";
 import type { RateLimiter } from "../http/ratelimit.js";
 import type { ProjectService } from "../projects/service.js";
 import type { FunctionService } from "../functions/service.js";
@@ -12,6 +13,8 @@ import { AgentTools } from "./tools.js";
 export interface McpDeps {
   projects: ProjectService;
   rateLimiter: RateLimiter;
+  /** Counts wrong keys per client address. */
+  keyGuard: KeyGuard;
   functions: FunctionService;
   invoker: Invoker;
   publicUrl: string;
@@ -48,11 +51,20 @@ function serverFor(projectId: string, tools: AgentTools): Server {
  * `POST /mcp`: Streamable HTTP in stateless mode (a new server and transport per request, so
  * any host can answer any request), JSON answers rather than SSE streams.
  */
-export function mcpRoutes({ projects, rateLimiter, functions, invoker, publicUrl }: McpDeps) {
+export function mcpRoutes({
+  projects,
+  rateLimiter,
+  keyGuard,
+  functions,
+  invoker,
+  publicUrl,
+}: McpDeps) {
   const tools = new AgentTools(functions, invoker, publicUrl);
   const app = new Hono();
   app.post("/", async (c) => {
-    const identity = await projects.authenticate(presentedKey(c.req.raw));
+    const identity = await keyGuard.verify(clientOf(c), presentedKey(c.req.raw), (key) =>
+      projects.authenticate(key),
+    );
     if (!identity) throw new AppError("UNAUTHORIZED");
     const limited = rateLimiter.check(identity.keyId);
     if (limited) throw new AppError("RATE_LIMITED", limited.message, undefined, limited.headers);

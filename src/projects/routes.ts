@@ -1,7 +1,8 @@
 import crypto from "node:crypto";
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { AppError } from "../http/errors.js";
+import { clientOf, type KeyGuard } from "../http/keyguard.js";
 import { jsonBody, parse, unwrap, isUuid } from "../http/validate.js";
 import type { ProjectService } from "./service.js";
 
@@ -13,14 +14,35 @@ function safeEqual(a: string, b: string): boolean {
   return crypto.timingSafeEqual(x, y);
 }
 
+/** The admin key a request presents: `X-Admin-Key`, else an `Authorization: Bearer` token. */
+export function presentedAdminKey(c: Context): string | undefined {
+  const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
+  return c.req.header("x-admin-key") ?? bearer;
+}
+
+/**
+ * True when the request carries the admin key (`X-Admin-Key`, or `Authorization: Bearer` for
+ * scrapers that send only that); a wrong one counts against the client's address, and an
+ * address past the bound gets 429.
+ */
+export async function isAdmin(c: Context, adminKey: string, guard: KeyGuard): Promise<boolean> {
+  const ok = await guard.verify(clientOf(c), presentedAdminKey(c), (key) =>
+    safeEqual(key, adminKey) ? true : null,
+  );
+  return ok === true;
+}
+
 /** The operator API at /admin/v1, present only when an admin key is configured. */
-export function adminRoutes(projects: ProjectService, adminKey: string | undefined) {
+export function adminRoutes(
+  projects: ProjectService,
+  adminKey: string | undefined,
+  guard: KeyGuard,
+) {
   const app = new Hono();
   app.use("*", async (c, next) => {
     if (!adminKey)
       throw new AppError("NOT_FOUND", "The admin API is disabled; set WORKERBASE_ADMIN_KEY");
-    const given = c.req.header("x-admin-key");
-    if (!given || !safeEqual(given, adminKey)) throw new AppError("ADMIN_UNAUTHORIZED");
+    if (!(await isAdmin(c, adminKey, guard))) throw new AppError("ADMIN_UNAUTHORIZED");
     await next();
   });
   app.post("/projects", async (c) => {

@@ -7,6 +7,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { BodyTooLarge, Wire } from "./wire.js";
+import { markSocketDir, socketDirPrefix } from "./sockets.js";
 import {
   failed,
   maxFrameBytes,
@@ -132,7 +133,8 @@ export class WorkerdProcess {
   private spawn(): Promise<void> {
     // A unix socket in a private (0700) directory: cheaper than loopback TCP on both sides, and
     // only this user can connect. Outside the data dir, which holds only regular files.
-    this.socketDir = fs.mkdtempSync(path.join(os.tmpdir(), "wb-rt-"));
+    this.socketDir = fs.mkdtempSync(path.join(os.tmpdir(), socketDirPrefix));
+    markSocketDir(this.socketDir);
     const sock = path.join(this.socketDir, "workerd.sock");
     this.socketPath = Buffer.byteLength(sock) < 100 ? sock : undefined;
     // setpriv's parent-death signal makes the kernel kill workerd if the host dies, even by SIGKILL.

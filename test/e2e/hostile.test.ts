@@ -30,7 +30,7 @@ async function newProject(server: TestServer, name: string): Promise<string> {
 }
 
 async function health(server: TestServer) {
-  return (await (await fetch(`${server.url}/healthz`)).json()) as any;
+  return server.health();
 }
 
 const hello = `async function handler() { return new Response("hello"); }`;

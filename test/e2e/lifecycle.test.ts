@@ -54,6 +54,18 @@ describe("running the server", () => {
     assert.deepEqual(workerdPidsFor(server.dataDir), []);
   });
 
+  it("SIGTERM to the whole process group (systemd, docker stop) logs nothing alarming", async () => {
+    const server = await startServer({ group: true });
+    const query = await server.call("POST", "/database/query", { sql: "SELECT 1" });
+    assert.equal(query.status, 200);
+    const { databases } = await server.health();
+    assert.equal(databases.pids.length, 2);
+    assert.equal(await server.stop("SIGTERM"), 0);
+    const after = server.output().split("SIGTERM received")[1] ?? "";
+    assert.doesNotMatch(after, /restart|exited|warning|error|failed/i, server.output());
+    for (const pid of databases.pids) assert.equal(alive(pid), false);
+  });
+
   it("a SIGKILLed host takes its workerd processes with it", async () => {
     const server = await startServer();
     const pids = workerdPidsFor(server.dataDir);

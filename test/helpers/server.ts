@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -41,6 +42,8 @@ export interface TestServer {
   dataDir: string;
   child: ChildProcess;
   output: () => string;
+  /** GET /healthz with the admin key: the details (runtime and database processes). */
+  health: () => Promise<any>;
   /** fetch against the platform API with the project key. */
   call: (
     method: string,
@@ -55,6 +58,8 @@ export interface StartOptions {
   dataDir?: string;
   env?: Record<string, string>;
   args?: string[];
+  /** Its own process group, so `stop` can signal the host and its children at once. */
+  group?: boolean;
 }
 
 /** Starts the real `workerbase serve` on a free port with a fresh data dir. */
@@ -63,7 +68,8 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   const port = await freePort();
   const key =
     "wb_test_" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
-  const adminKey = "admin_" + Math.random().toString(36).slice(2);
+  // Operator-set keys must be at least 16 characters.
+  const adminKey = "admin_" + crypto.randomBytes(12).toString("hex");
   let out = "";
   const child = spawn(
     process.execPath,
@@ -78,6 +84,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
         ...options.env,
       },
       stdio: ["ignore", "pipe", "pipe"],
+      detached: options.group ?? false,
     },
   );
   child.stdout!.on("data", (d) => (out += d));
@@ -110,6 +117,12 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     dataDir,
     child,
     output: () => out,
+    health: async () =>
+      (
+        await fetch(`${url}/healthz`, {
+          headers: { "x-admin-key": options.env?.WORKERBASE_ADMIN_KEY ?? adminKey },
+        })
+      ).json(),
     call: (method, route, body, headers = {}) =>
       fetch(api + route, {
         method,
@@ -122,7 +135,10 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
           body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
       }),
     stop: async (signal = "SIGTERM") => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      // With `group`, as systemd or `docker stop` do: the host and its children get the signal.
+      if (child.exitCode === null && child.signalCode === null)
+        if (options.group) process.kill(-child.pid!, signal);
+        else child.kill(signal);
       const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
       const code = await exited;
       clearTimeout(timer);
