@@ -49,6 +49,13 @@ function isUniqueViolation(err: unknown): boolean {
 export class FunctionService {
   private live = new Map<string, LiveFunction>();
   private slugs = new Map<string, string>();
+  /**
+   * Bumped by every invalidation. A cache fill keeps what it read only if no invalidation
+   * happened since it started: a fill whose store read straddled a deploy's commit (read the
+   * old row, then the commit and its invalidation ran) would otherwise keep the old version
+   * live until the next write to that function.
+   */
+  private generation = 0;
   private deploys = new Set<Promise<void>>();
   /** Recent strikes (process hangs or crashes) per function, and holds in force. */
   private strikes = new Map<string, number[]>();
@@ -325,7 +332,8 @@ export class FunctionService {
     return `${deploymentId}:${project?.secrets_version ?? 0}:${row.secrets_version}`;
   }
 
-  private async loadLive(row: FunctionRow): Promise<LiveFunction> {
+  /** Builds the cached view of `row`; cached only if nothing was invalidated since `generation`. */
+  private async loadLive(row: FunctionRow, generation: number): Promise<LiveFunction> {
     let timeoutMs = runtimeDefaults.timeout * 1000;
     let memoryMb = runtimeDefaults.memory;
     let cpuMs = runtimeDefaults.cpu_ms;
@@ -349,8 +357,10 @@ export class FunctionService {
       memoryMb,
       cpuMs,
     };
-    this.live.set(row.id, live);
-    this.slugs.set(`${row.project_id}/${row.slug}`, row.id);
+    if (generation === this.generation) {
+      this.live.set(row.id, live);
+      this.slugs.set(`${row.project_id}/${row.slug}`, row.id);
+    }
     return live;
   }
 
@@ -360,13 +370,15 @@ export class FunctionService {
    */
   async resolveForInvoke(idOrSlug: string, projectId: string | null): Promise<LiveFunction | null> {
     let live: LiveFunction | undefined;
+    // Taken before any store read, so an invalidation after the read discards the fill.
+    const generation = this.generation;
     if (isUuid(idOrSlug)) {
       const id = idOrSlug.toLowerCase();
       live = this.live.get(id);
       if (!live) {
         const row = await functionStore.byId(this.db, id);
         if (!row) return null;
-        live = await this.loadLive(row);
+        live = await this.loadLive(row, generation);
       }
     } else {
       if (!projectId) return null;
@@ -375,7 +387,7 @@ export class FunctionService {
       if (!live) {
         const row = await functionStore.bySlug(this.db, projectId, idOrSlug);
         if (!row) return null;
-        live = await this.loadLive(row);
+        live = await this.loadLive(row, generation);
       }
     }
     if (live.projectId === projectId || live.publicEndpoint) return live;
@@ -417,6 +429,7 @@ export class FunctionService {
 
   /** Forgets cached lookups of one function (after any change to it). */
   invalidate(functionId: string): void {
+    this.generation++;
     const live = this.live.get(functionId);
     if (live) this.slugs.delete(`${live.projectId}/${live.slug}`);
     this.live.delete(functionId);
@@ -424,6 +437,8 @@ export class FunctionService {
 
   /** Forgets cached lookups of every function of a project (after a project secret change). */
   invalidateProject(projectId: string): void {
+    // Also when none of them is cached: a fill of one may be reading the old secrets version.
+    this.generation++;
     for (const live of [...this.live.values()])
       if (live.projectId === projectId) this.invalidate(live.id);
   }

@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import type { FunctionService } from "../functions/service.js";
-import { statusOf, type Invoker } from "../functions/invoke.js";
+import { isStrippedHeader, statusOf, type Invoker } from "../functions/invoke.js";
 import { egressFetch, EgressError } from "../http/egress.js";
 import type { SecretBox } from "../secrets/crypto.js";
 import { now, type Store } from "../store/db.js";
@@ -79,6 +79,10 @@ export class DeliverySender {
     });
     const headers = this.headers(webhook, out);
     if (webhook.function_id) {
+      // What the invoke route lets through, whatever a stored subscription says: above all no
+      // X-Workerbase-* headers, which the runtime reads as ours (X-Workerbase-Probe would make
+      // the delivery a deploy probe that never runs the handler).
+      for (const name of Object.keys(headers)) if (isStrippedHeader(name)) delete headers[name];
       const fn = await this.o.functions.resolveForInvoke(webhook.function_id, webhook.project_id);
       if (!fn) return done(false, null, "The subscribed function no longer exists");
       const refused = this.o.invoker.refusal(fn);

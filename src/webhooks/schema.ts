@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { headerIssues } from "./headers.js";
 
 /** Every event a subscription may ask for (CONTRACT.md 6.2). */
 export const eventNames = [
@@ -9,8 +10,6 @@ export const eventNames = [
 ] as const;
 
 export type EventName = (typeof eventNames)[number];
-
-const headerName = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/;
 
 /** Headers a subscription may not set: ours (`X-Webhook-*`, the idempotency key) and framing. */
 export function isReservedHeader(name: string): boolean {
@@ -43,31 +42,25 @@ const Events = z
   .max(eventNames.length * 2)
   .transform((list) => [...new Set(list)] as EventName[]);
 
-const Headers = z
-  .record(
-    z.string().regex(headerName, "not a valid header name"),
-    z
-      .string()
-      .max(2048)
-      .regex(/^[^\r\n\0]*$/, "must not contain line breaks"),
-  )
-  .superRefine((headers, ctx) => {
-    const names = Object.keys(headers);
-    if (names.length > 32) ctx.addIssue({ code: "custom", message: "at most 32 headers" });
-    const seen = new Set<string>();
-    for (const name of names) {
-      if (isReservedHeader(name)) {
-        ctx.addIssue({
-          code: "custom",
-          path: [name],
-          message: "this header is set by Workerbase and cannot be overridden",
-        });
-      }
-      if (seen.has(name.toLowerCase()))
-        ctx.addIssue({ code: "custom", path: [name], message: "given twice" });
-      seen.add(name.toLowerCase());
+const Headers = z.record(z.string(), z.string().max(2048)).superRefine((headers, ctx) => {
+  const names = Object.keys(headers);
+  if (names.length > 32) ctx.addIssue({ code: "custom", message: "at most 32 headers" });
+  for (const { name, message } of headerIssues(headers))
+    ctx.addIssue({ code: "custom", path: [name], message });
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (isReservedHeader(name)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [name],
+        message: "this header is set by Workerbase and cannot be overridden",
+      });
     }
-  });
+    if (seen.has(name.toLowerCase()))
+      ctx.addIssue({ code: "custom", path: [name], message: "given twice" });
+    seen.add(name.toLowerCase());
+  }
+});
 
 const SecretKey = z
   .string()

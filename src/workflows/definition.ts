@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { AppError } from "../http/errors.js";
+import { headerValueProblem } from "../webhooks/headers.js";
 import {
   DefinitionShape,
   nodeConfigs,
@@ -88,6 +89,10 @@ export async function validateDefinition(
       add("id", 'the start node must have the id "start"');
     if (node.id === "start" && type !== "start")
       add("data.node_type", 'the node "start" must be of node_type "start"');
+    // A function call carries the node id in its X-Idempotency-Key header (steps.ts).
+    const idProblem = headerValueProblem(node.id);
+    if ((type === "function" || type === "decide") && idProblem)
+      add("id", `is sent in the X-Idempotency-Key header of the function call and ${idProblem}`);
     const config = nodeConfigs[type as NodeType].safeParse(node.data.config ?? {});
     if (!config.success)
       issues.push(...configIssues(config.error, [...at, "data", "config"], node.id));

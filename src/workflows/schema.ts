@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { isUuid } from "../http/validate.js";
 import { slugPattern } from "../functions/schema.js";
+import { headerIssues } from "../webhooks/headers.js";
 
 const Slug = z
   .string()
@@ -16,6 +17,12 @@ const FunctionRef = {
 const oneFunction = (c: { function_id?: string; function_slug?: string }) =>
   (c.function_id === undefined) !== (c.function_slug === undefined);
 const oneFunctionMessage = { message: "needs exactly one of function_id and function_slug" };
+
+/** A webhook node's headers: names and (template) values the transport can carry, none of ours. */
+const WebhookHeaders = z.record(z.string(), z.string()).superRefine((headers, ctx) => {
+  for (const { name, message } of headerIssues(headers))
+    ctx.addIssue({ code: "custom", path: [name], message });
+});
 
 /** The config of each node type (§5.2); unknown keys are refused to catch typos. */
 export const nodeConfigs = {
@@ -42,7 +49,7 @@ export const nodeConfigs = {
   webhook: z.strictObject({
     url: z.string().min(1).max(4096),
     method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]).optional(),
-    headers: z.record(z.string(), z.string()).optional(),
+    headers: WebhookHeaders.optional(),
     body: z.unknown().optional(),
     save_response_to: VarName.optional(),
   }),

@@ -2,6 +2,7 @@ import type { FunctionService } from "../functions/service.js";
 import type { Invoker } from "../functions/invoke.js";
 import type { Trigger } from "../invocations/service.js";
 import { egressFetch, EgressError } from "../http/egress.js";
+import { headerValueProblem } from "../webhooks/headers.js";
 import type { CompiledDefinition, CompiledNode } from "./definition.js";
 import type {
   DecideConfig,
@@ -96,9 +97,16 @@ function cut(text: string, max = errorChars): string {
   return text.length > max ? text.slice(0, max) : text;
 }
 
-/** The idempotency key of a step's call: execution, step, and how often the step was entered. */
+/**
+ * The idempotency key of a step's call: execution, step, and how often the step was entered.
+ * It is a header, so characters one cannot carry are percent-encoded (UTF-8): saving refuses
+ * such step ids, but definitions stored before that may still have them.
+ */
 export function idempotencyKey(state: RunState, stepId: string): string {
-  return `${state.id}:${stepId}:${state.entries[stepId] ?? 1}`;
+  const step = stepId.replace(/[^\t\x20-\x7e]/gu, (c) =>
+    [...Buffer.from(c, "utf8")].map((b) => `%${b.toString(16).toUpperCase()}`).join(""),
+  );
+  return `${state.id}:${step}:${state.entries[stepId] ?? 1}`;
 }
 
 /** Runs the nodes of a workflow: each `run` does one step's work and never throws. */
@@ -245,8 +253,14 @@ export class StepRunner {
     const url = String(render(config.url, scope) ?? "");
     const method = config.method ?? "POST";
     const headers: Record<string, string> = { "user-agent": "Workerbase-Workflows" };
-    for (const [k, v] of Object.entries(config.headers ?? {}))
-      headers[k.toLowerCase()] = String(render(v, scope) ?? "");
+    for (const [k, v] of Object.entries(config.headers ?? {})) {
+      const value = String(render(v, scope) ?? "");
+      // Saving checked the template; what it rendered to (from vars, say) is checked here.
+      const problem = headerValueProblem(value);
+      if (problem)
+        return fail(node, `The webhook header "${k}" cannot be sent: its value ${problem}`);
+      headers[k.toLowerCase()] = value;
+    }
     let body: string | undefined;
     if (config.body !== undefined && method !== "GET" && method !== "HEAD") {
       const value = render(config.body, scope);

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import SQLite from "better-sqlite3";
 import { deployFunction, eventually, startServer, type TestServer } from "../helpers/server.js";
 import { startReceiver, type Receiver } from "../helpers/receiver.js";
 
@@ -85,6 +87,48 @@ describe("webhook subscriptions", () => {
     assert.equal((await server.call("POST", "/webhooks", "{")).status, 400);
     assert.equal((await server.call("GET", "/webhooks/not-an-id")).status, 404);
     assert.equal((await server.call("GET", `/webhooks/${crypto.randomUUID()}`)).status, 404);
+  });
+
+  it("headers a request cannot carry, and X-Workerbase-* headers, are refused naming the header", async () => {
+    const url = `${receiver.url}/headers`;
+    const cases: [Record<string, string>, string, RegExp][] = [
+      [
+        { "X-Price": "price €5" },
+        "headers.X-Price",
+        /contains "€", which an HTTP header cannot carry/,
+      ],
+      [{ "X-Note": "one\ntwo" }, "headers.X-Note", /a line break/],
+      [{ "X-Nul": "a\u0000b" }, "headers.X-Nul", /a control character \(U\+0000\)/],
+      [{ "X-Workerbase-Probe": "1" }, "headers.X-Workerbase-Probe", /Workerbase's own/],
+      [{ "x-workerbase-url": "http://elsewhere/" }, "headers.x-workerbase-url", /Workerbase's own/],
+      [{ "Bad Name": "x" }, "headers.Bad Name", /not a valid header name/],
+    ];
+    for (const [headers, field, message] of cases) {
+      const res = await server.call("POST", "/webhooks", {
+        webhook: { url, events: ["whatsapp.message.received"], headers },
+      });
+      const body = (await res.json()) as any;
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(body.details[0].field, field, JSON.stringify(body));
+      assert.ok(body.error.startsWith(`Invalid ${field}: `), body.error);
+      assert.match(body.error, message);
+    }
+    const list = ((await (await server.call("GET", "/webhooks")).json()) as any).data;
+    assert.ok(!list.some((w: any) => w.url === url), "nothing was saved");
+
+    const hook = await subscribe({
+      url,
+      events: ["whatsapp.message.received"],
+      headers: { "X-Tab": "a\tb" },
+    });
+    for (const [headers, field] of cases) {
+      const res = await server.call("PATCH", `/webhooks/${hook.id}`, { webhook: { headers } });
+      assert.equal(res.status, 400);
+      assert.equal(((await res.json()) as any).details[0].field, field);
+    }
+    const got = ((await (await server.call("GET", `/webhooks/${hook.id}`)).json()) as any).data;
+    assert.deepEqual(got.headers, { "X-Tab": "a\tb" });
+    await server.call("DELETE", `/webhooks/${hook.id}`);
   });
 
   it("the secret key is shown on create only; get, list, update and delete work", async () => {
@@ -363,6 +407,68 @@ describe("function subscriptions", () => {
     assert.ok(invocations.every((i: any) => i.trigger === "webhook"));
     assert.equal(invocations[0].request_headers["x-webhook-event"], "whatsapp.message.received");
     assert.equal(invocations[0].request_headers["x-api-key"], undefined);
+  });
+
+  it("a delivery to a function never carries X-Workerbase-* headers, whatever the stored row says", async () => {
+    const fn = await deployFunction(server, {
+      name: "Header witness",
+      code: `async function handler(request, env) {
+  const payload = await request.json();
+  const names = [...request.headers.keys()];
+  await env.KV.put("witness:" + payload.message.content, JSON.stringify(names));
+  return Response.json({ ok: true });
+}`,
+    });
+    const hook = await subscribe({
+      function_id: fn.id,
+      events: ["whatsapp.message.received"],
+      headers: { "X-Source": "tests" },
+    });
+    // A row stored before such headers were refused (or written around the API).
+    const file = new SQLite(path.join(server.dataDir, "workerbase.db"));
+    try {
+      file.pragma("busy_timeout = 5000");
+      file.prepare("update webhooks set headers = ? where id = ?").run(
+        JSON.stringify({
+          "X-Source": "tests",
+          "X-Workerbase-Probe": "1",
+          "X-Workerbase-Url": "http://elsewhere.invalid/",
+          Authorization: "Bearer not-for-functions",
+        }),
+        hook.id,
+      );
+    } finally {
+      file.close();
+    }
+    const text = `witness ${crypto.randomUUID()}`;
+    await simulate(phone(), text);
+    // The handler ran: with X-Workerbase-Probe it would have been answered as a deploy probe.
+    const names: string[] = await eventually(async () => {
+      const res = await server.call("GET", `/kv/values/${encodeURIComponent(`witness:${text}`)}`);
+      return res.status === 200 ? JSON.parse(await res.text()) : undefined;
+    }, 10_000);
+    assert.ok(names.includes("x-source"), JSON.stringify(names));
+    assert.ok(names.includes("x-webhook-signature"), JSON.stringify(names));
+    assert.deepEqual(
+      names.filter((n) => n.startsWith("x-workerbase-") || n === "authorization"),
+      [],
+    );
+    const [row] = await eventually(async () => {
+      const list = await deliveries(`webhook_id=${hook.id}`);
+      return list[0]?.status === "delivered" ? list : undefined;
+    });
+    assert.equal(row.last_status_code, 200);
+    // Recorded just after the function answered.
+    const invocations = await eventually(async () => {
+      const res = await server.call("GET", `/functions/${fn.id}/invocations`);
+      const list = ((await res.json()) as any).data;
+      return list.length >= 1 ? list : undefined;
+    });
+    for (const i of invocations)
+      assert.deepEqual(
+        Object.keys(i.request_headers).filter((n) => n.startsWith("x-workerbase-")),
+        [],
+      );
   });
 
   it("a function that is not deployed is a failed attempt", async () => {

@@ -246,6 +246,61 @@ describe("workflow definitions", () => {
     );
   });
 
+  it("anything that becomes a header is refused at save unless a header can carry it", async () => {
+    // A function or decide node's id is part of the X-Idempotency-Key header of its call.
+    await refused(
+      [...ok, ["grüßen", "function", { function_id: fns.spy.id }]],
+      [],
+      "grüßen",
+      /X-Idempotency-Key header .*contains "ü", which an HTTP header cannot carry/,
+    );
+    const decide = {
+      decision_type: "function",
+      function_id: fns.router.id,
+      conditions: [{ label: "a" }],
+    };
+    await refused(
+      [...ok, ["pick\u0000", "decide", decide]],
+      [["pick\u0000", "work", "a"]],
+      "pick\u0000",
+      /X-Idempotency-Key header .*a control character \(U\+0000\)/,
+    );
+    const hook = (headers: Record<string, string>): NodeSpec => [
+      "hook",
+      "webhook",
+      { url: `${upstreamUrl}/hook`, headers },
+    ];
+    await refused([...ok, hook({ "X-Price": "price €5" })], [], "hook", /X-Price: contains "€"/);
+    await refused(
+      [...ok, hook({ "X-Note": "a\r\nb" })],
+      [],
+      "hook",
+      /X-Note: contains a line break/,
+    );
+    await refused([...ok, hook({ "bad name": "x" })], [], "hook", /not a valid header name/);
+    await refused(
+      [...ok, hook({ "X-Workerbase-Probe": "1" })],
+      [],
+      "hook",
+      /X-Workerbase-Probe: X-Workerbase-\* headers are Workerbase's own/,
+    );
+    // Ids that never become a header may be anything; templates are checked once rendered.
+    await createWorkflow(
+      server,
+      "Headers OK",
+      [
+        ...ok,
+        ["grüßen", "set_variable", { variable: "b", value: 2 }],
+        hook({ "X-Who": "{{vars.who}}" }),
+      ],
+      [
+        ["start", "work"],
+        ["work", "grüßen"],
+        ["grüßen", "hook"],
+      ],
+    );
+  });
+
   it("workflows are created, listed, read by id or slug, updated, and deleted", async () => {
     const wf = await createWorkflow(server, "CRUD Flow", ok, [["start", "work"]]);
     assert.equal(wf.slug, "crud-flow");
@@ -620,6 +675,33 @@ describe("workflow executions", () => {
     assert.match(hooked.error_details.message, /upstream broke/);
     const hit = hits.find((h) => h.path === "/fail" && h.body === "raw m")!;
     assert.equal(hit.method, "PUT");
+  });
+
+  it("a webhook header whose rendered value no header can carry fails its step, plainly", async () => {
+    const wf = await createWorkflow(
+      server,
+      "Rendered header",
+      [
+        ["start", "start"],
+        [
+          "hook",
+          "webhook",
+          { url: `${upstreamUrl}/rendered`, headers: { "X-Who": "{{vars.who}}" } },
+        ],
+      ],
+      [["start", "hook"]],
+    );
+    const bad = await settled(server, await start(server, wf.id, { who: "Jürgen" }));
+    assert.equal(bad.status, "failed");
+    assert.equal(bad.error_details.step_id, "hook");
+    assert.match(
+      bad.error_details.message,
+      /^The webhook header "X-Who" cannot be sent: its value contains "ü", which an HTTP header cannot carry/,
+    );
+    assert.ok(!hits.some((h) => h.path === "/rendered"));
+    const good = await settled(server, await start(server, wf.id, { who: "Juergen" }));
+    assert.equal(good.status, "ended", JSON.stringify(good.error_details));
+    assert.equal(hits.find((h) => h.path === "/rendered")?.headers["x-who"], "Juergen");
   });
 
   it("a running execution keeps the definition it started with", async () => {
