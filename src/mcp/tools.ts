@@ -9,6 +9,8 @@ import {
 import type { FunctionService } from "../functions/service.js";
 import type { FunctionRow } from "../functions/store.js";
 import type { Invoker } from "../functions/invoke.js";
+import { defaults } from "../host/config.js";
+import { tooDeep } from "../http/validate.js";
 
 interface ToolDefinition {
   name: string;
@@ -103,6 +105,12 @@ export class AgentTools {
     } catch (err) {
       return toolError(`The tool's input_schema cannot be used: ${(err as Error).message}`);
     }
+    // Deeper arguments would overflow the stack of the validator or of JSON.stringify.
+    const deep = tooDeep(args, defaults.maxJsonDepth);
+    if (deep !== null)
+      return toolError(
+        `Invalid arguments: ${deep} is nested deeper than ${defaults.maxJsonDepth} levels`,
+      );
     if (!validate(args)) return toolError(`Invalid arguments: ${describe(validate.errors![0])}`);
 
     const fn = await this.functions.resolveForInvoke(row.id, projectId);

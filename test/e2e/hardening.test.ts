@@ -99,6 +99,38 @@ describe("JSON nesting", () => {
   });
 });
 
+describe("agent tool arguments", () => {
+  it("arguments nested deeper than 64 levels are a tool error naming where", async () => {
+    const server = await startServer();
+    try {
+      await deployFunction(server, {
+        name: "tool",
+        code: hello,
+        tool: { name: "deep_args", description: "d", input_schema: { type: "object" } },
+      });
+      const deep = "[".repeat(100_000) + "]".repeat(100_000);
+      const res = await fetch(`${server.url}/mcp`, {
+        method: "POST",
+        headers: {
+          "x-api-key": server.key,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+        },
+        body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deep_args","arguments":{"a":${deep}}}}`,
+      });
+      assert.equal(res.status, 200);
+      const { result } = (await res.json()) as any;
+      assert.equal(result.isError, true);
+      assert.equal(
+        result.content[0].text,
+        "Invalid arguments: a.0.0.0.0… is nested deeper than 64 levels",
+      );
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe("client aborts", () => {
   it("a client that closes mid-request is logged in one line, not as a stack trace", async () => {
     const server = await startServer();
