@@ -41,7 +41,7 @@ describe("function lifecycle", () => {
     assert.equal(data.slug, "my-first-fn");
     assert.equal(data.version, 0);
     assert.equal(data.function_type, "cloudflare_worker");
-    assert.deepEqual(data.runtime_config, { timeout: 30, memory: 128 });
+    assert.deepEqual(data.runtime_config, { timeout: 30, memory: 128, cpu_ms: 1000 });
     assert.equal(data.public_endpoint, false);
     assert.equal(data.invoke_response_mode, "passthrough");
     assert.equal(data.endpoint_url, `${server.url}/platform/v1/functions/${data.id}/invoke`);
