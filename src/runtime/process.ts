@@ -157,6 +157,10 @@ export class WorkerdProcess {
       usePdeath ? args : args.slice(3),
       {
         stdio: ["ignore", "pipe", "pipe", "pipe"],
+        // A process group of its own: a signal to the host's group (Ctrl-C, systemd, docker
+        // stop) reaches only the host, which drains and stops workerd itself; the
+        // parent-death signal still takes workerd down if the host dies.
+        detached: true,
         env: { ...this.options.env, WORKERBASE_RUNTIME_TOKEN: this.token },
       },
     );
