@@ -274,6 +274,16 @@ export function unquote(text: string): string {
   return text;
 }
 
+/**
+ * A PRAGMA's table-valued function (`pragma_database_list`, which shows the database file's
+ * path, `pragma_compile_options`...) that D1 does not allow. D1's authorizer applies its
+ * PRAGMA rules to these too; the allowed ones (`pragma_table_info('t')`...) stay usable.
+ */
+export function disallowedPragmaFunction(name: string): boolean {
+  const lower = name.toLowerCase();
+  return lower.startsWith("pragma_") && !Object.hasOwn(pragmas, lower.slice("pragma_".length));
+}
+
 /** Why D1 refuses this statement, or null. Mirrors the authorizer D1's SQLite runs with. */
 export function refusal(tokens: Token[]): "transaction" | "auth" | null {
   const { word, at } = verb(tokens);
@@ -282,5 +292,19 @@ export function refusal(tokens: Token[]): "transaction" | "auth" | null {
   if (word === "ATTACH" || word === "DETACH") return "auth";
   if (word === "PRAGMA" && !pragmaAllowed(own)) return "auth";
   if (word === "CREATE" && createsReservedName(own)) return "auth";
+  // Any name (bare or quoted, in any clause, a view's or trigger's body included) naming a
+  // disallowed PRAGMA function; SQLite also takes a string for a table's name ('pragma_x')
+  // after FROM, JOIN or a schema's dot. (A string after a comma in FROM is left to the
+  // database, which shadows pragma_database_list; see ProjectDatabase.)
+  for (const [i, token] of tokens.entries()) {
+    const named =
+      token.kind === "word" ||
+      token.kind === "ident" ||
+      (token.kind === "string" &&
+        (isWord(tokens[i - 1], "FROM", "JOIN") || tokens[i - 1]?.text === "."));
+    if (!named) continue;
+    const name = token.kind === "string" ? token.text.slice(1, -1).replace(/''/g, "'") : token.text;
+    if (disallowedPragmaFunction(unquote(name))) return "auth";
+  }
   return null;
 }

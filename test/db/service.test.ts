@@ -224,7 +224,8 @@ describe("meta", () => {
   it("reports changes, the last row id and whether the database changed", () => {
     const insert = one("INSERT INTO t (name, n) VALUES ('meta', 1)");
     assert.equal(insert.meta.changes, 1);
-    assert.equal(insert.meta.rows_written, 1);
+    // The row and its entry in the UNIQUE index on name.
+    assert.equal(insert.meta.rows_written, 2);
     assert.equal(insert.meta.changed_db, true);
     const read = one("SELECT * FROM t WHERE id = ?", [insert.meta.last_row_id]);
     assert.equal(read.meta.changes, 0);
@@ -233,7 +234,110 @@ describe("meta", () => {
     assert.ok(read.meta.size_after >= 4096 && read.meta.size_after % 4096 === 0);
     const update = one("UPDATE t SET n = n + 1 WHERE name LIKE 'm%'");
     assert.equal(update.meta.changes, 2);
-    assert.equal(update.meta.rows_read, 2);
+    // LIKE scans the whole table.
+    assert.equal(update.meta.rows_read, one("SELECT count(*) FROM t").rows[0][0]);
+  });
+});
+
+describe("rows read and written, as D1's SQLite counts them", () => {
+  const counts = (sql: string, params: D1Value[] = []) => {
+    const { meta } = one(sql, params);
+    return [meta.rows_read, meta.rows_written];
+  };
+  before(() => {
+    one("CREATE TABLE m (id INTEGER PRIMARY KEY, tag TEXT, v INTEGER)");
+  });
+  after(() => {
+    one("DROP TABLE m");
+    one("DROP TABLE IF EXISTS m2");
+  });
+
+  it("counts nothing for a statement that touches no row", () => {
+    assert.deepEqual(counts("SELECT 1"), [0, 0]);
+    assert.deepEqual(counts("SELECT ? + ? AS s", [1, 2]), [0, 0]);
+    assert.deepEqual(counts("EXPLAIN SELECT * FROM m"), [0, 0]);
+  });
+
+  it("counts a scan's rows, and the one look of a scan of an empty table", () => {
+    assert.deepEqual(counts("SELECT * FROM m"), [1, 0]);
+    assert.deepEqual(counts("SELECT count(*) FROM m"), [0, 0]);
+    assert.deepEqual(counts("INSERT INTO m (tag, v) VALUES ('a', 1), ('b', 2), ('c', 3)"), [0, 3]);
+    assert.deepEqual(counts("SELECT * FROM m"), [3, 0]);
+    assert.deepEqual(counts("SELECT * FROM m WHERE v = 2"), [3, 0]);
+    assert.deepEqual(counts("SELECT count(*) FROM m"), [3, 0]);
+    assert.deepEqual(counts("SELECT * FROM m LIMIT 2"), [2, 0]);
+    // The sorter's rows too.
+    assert.deepEqual(counts("SELECT * FROM m ORDER BY v"), [6, 0]);
+  });
+
+  it("counts the entries a rowid or index lookup lands on", () => {
+    assert.deepEqual(counts("SELECT * FROM m WHERE id = ?", [2]), [1, 0]);
+    assert.deepEqual(counts("SELECT * FROM m WHERE id = 99"), [1, 0]);
+    one("CREATE INDEX m_tag ON m (tag)");
+    // The entry found and the next one, where the range ends.
+    assert.deepEqual(counts("SELECT * FROM m WHERE tag = ?", ["a"]), [2, 0]);
+    // The last entry: nothing after it.
+    assert.deepEqual(counts("SELECT * FROM m WHERE tag = 'c'"), [1, 0]);
+    // An equality that finds nothing reads nothing; a range always reads where it starts.
+    assert.deepEqual(counts("SELECT * FROM m WHERE tag = 'zz'"), [0, 0]);
+    assert.deepEqual(counts("SELECT * FROM m WHERE tag > 'zz'"), [1, 0]);
+    assert.deepEqual(counts("SELECT * FROM m WHERE tag IN ('a', 'c', 'zz')"), [6, 0]);
+  });
+
+  it("counts each row written and each index entry written with it", () => {
+    assert.deepEqual(counts("INSERT INTO m (tag, v) VALUES ('d', 4)"), [0, 2]);
+    // Inserting with a rowid checks that it is free.
+    assert.deepEqual(counts("INSERT INTO m (id, tag, v) VALUES (10, 'e', 5)"), [1, 2]);
+    assert.deepEqual(counts("INSERT INTO m (tag) VALUES ('f') RETURNING id"), [1, 2]);
+    assert.deepEqual(counts("UPDATE m SET v = 0 WHERE id = 1"), [1, 1]);
+    assert.deepEqual(counts("UPDATE m SET tag = 'aa' WHERE id = 1"), [1, 2]);
+    assert.deepEqual(counts("DELETE FROM m WHERE tag = 'b'"), [2, 1]);
+    assert.deepEqual(counts("DELETE FROM m WHERE v = 3"), [5, 1]);
+  });
+
+  it("reports the last statement of several, as D1 does", () => {
+    assert.deepEqual(counts("SELECT * FROM m; SELECT 1"), [0, 0]);
+    assert.deepEqual(counts("SELECT 1; SELECT * FROM m WHERE id = 1"), [1, 0]);
+    const [first, second] = db.query([{ sql: "SELECT * FROM m" }, { sql: "SELECT 1" }]);
+    assert.deepEqual(
+      [first.meta.rows_read, second.meta.rows_read],
+      [one("SELECT count(*) FROM m").rows[0][0], 0],
+    );
+  });
+
+  it("counts a new table's rows in sqlite_schema", () => {
+    assert.deepEqual(counts("CREATE TABLE m2 (a TEXT PRIMARY KEY)"), [1, 3]);
+    assert.deepEqual(counts("CREATE TABLE IF NOT EXISTS m2 (a)"), [0, 0]);
+  });
+});
+
+describe("the database file's path", () => {
+  it("is in no answer: pragma_database_list is refused however it is named", () => {
+    for (const sql of [
+      "SELECT * FROM pragma_database_list",
+      "PRAGMA database_list",
+      'SELECT file FROM "pragma_database_list"',
+      "SELECT * FROM t, 'pragma_database_list'",
+    ]) {
+      assert.equal(
+        failure(() => one(sql)),
+        messages.notAuthorized,
+        sql,
+      );
+    }
+  });
+
+  it("is not shown by a view made before (nor through one)", () => {
+    const other = new SQLite(file);
+    other.exec("CREATE VIEW old_paths AS SELECT * FROM pragma_database_list");
+    other.close();
+    assert.equal(
+      failure(() => one("SELECT * FROM old_paths")),
+      messages.notAuthorized,
+    );
+    const answers = JSON.stringify(db.statementsInOrder("SELECT * FROM old_paths", []));
+    assert.ok(!answers.includes(dir), answers);
+    one("DROP VIEW old_paths");
   });
 });
 

@@ -113,4 +113,42 @@ describe("statements D1 refuses", () => {
     ])
       assert.equal(refused(sql), "auth", sql);
   });
+
+  it("refuses the PRAGMA functions D1 refuses, however their name is written", () => {
+    for (const sql of [
+      "SELECT * FROM pragma_database_list",
+      "SELECT file FROM pragma_database_list()",
+      "SELECT * FROM PRAGMA_DATABASE_LIST",
+      'SELECT * FROM main."pragma_database_list"',
+      "SELECT * FROM [pragma_database_list]",
+      "SELECT * FROM `pragma_database_list`",
+      "SELECT * FROM 'pragma_database_list'",
+      "SELECT * FROM t JOIN 'pragma_database_list'",
+      "SELECT * FROM main.'pragma_database_list'",
+      "SELECT (SELECT file FROM pragma_database_list) AS f",
+      "WITH x AS (SELECT * FROM pragma_database_list) SELECT * FROM x",
+      "CREATE VIEW v AS SELECT * FROM pragma_database_list",
+      "CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO u SELECT file FROM pragma_database_list; END",
+      "SELECT * FROM pragma_compile_options",
+      "SELECT * FROM pragma_function_list",
+      "SELECT * FROM pragma_user_version",
+      "EXPLAIN SELECT * FROM pragma_database_list",
+    ])
+      assert.equal(refused(sql), "auth", sql);
+  });
+
+  it("allows D1's PRAGMA functions, and the names in strings and comments", () => {
+    for (const sql of [
+      "SELECT * FROM pragma_table_info('t')",
+      "SELECT * FROM pragma_table_list",
+      "SELECT * FROM pragma_index_list('t')",
+      "SELECT * FROM pragma_foreign_keys",
+      "SELECT 'pragma_database_list' AS s",
+      "INSERT INTO t VALUES (1, 'pragma_database_list')",
+      "SELECT * FROM t -- pragma_database_list",
+      "SELECT * FROM t /* pragma_database_list */",
+      "SELECT * FROM t WHERE a = 'x' || 'pragma_database_list'",
+    ])
+      assert.equal(refused(sql), null, sql);
+  });
 });

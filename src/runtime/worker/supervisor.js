@@ -97,10 +97,18 @@ export class KvBinding extends WorkerEntrypoint {
  * env.DB of a loaded function: bound to one project through props the function cannot see.
  * `payload` is a D1 request (loaded/d1.js); resolves to the host's JSON answer as text,
  * `{results, bookmark}` or `{error}` (the shim adds D1's prefixes). Each request is bounded
- * by the function's own timeout.
+ * by the function's own timeout. `op` comes from the tenant's isolate: only a known one goes
+ * on, so that no path (`../kv/list`) reaches another of the host's handlers.
  */
 export class DbBinding extends WorkerEntrypoint {
+  /** The operations loaded/d1.js asks for. */
+  static OPS = new Set(["query"]);
+
   async call(op, payload) {
+    if (typeof op !== "string" || !DbBinding.OPS.has(op)) {
+      const name = JSON.stringify(String(op).slice(0, 64));
+      return JSON.stringify({ error: `unknown database operation ${name}` });
+    }
     let res;
     try {
       res = await hostFetch(this.env, "/__wb/db/" + op, {
