@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import { AppError } from "../http/errors.js";
 import { isUuid } from "../http/validate.js";
-import { now, type Store } from "../store/db.js";
+import { isUniqueViolation, now, type Store } from "../store/db.js";
 import type { RuntimePool } from "../runtime/pool.js";
 import { describeLoadError, moduleName, prepareModule } from "./code.js";
 import {
@@ -39,10 +39,6 @@ export interface FunctionServiceOptions {
   /** Functions one project may have (maxFunctionsPerProject). */
   maxFunctionsPerProject: number;
   log: (line: string) => void;
-}
-
-function isUniqueViolation(err: unknown): boolean {
-  return err instanceof Error && /UNIQUE constraint failed/.test(err.message);
 }
 
 /** Function lifecycle: create, edit, deploy (checked in the real runtime), and lookup. */

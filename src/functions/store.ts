@@ -45,14 +45,17 @@ export const functionStore = {
 
   delete: (db: Store, id: string) => db.deleteFrom("functions").where("id", "=", id).execute(),
 
-  toolNameTaken: (db: Store, projectId: string, toolName: string, exceptId: string | null) =>
-    db
-      .selectFrom("functions")
-      .select("id")
-      .where("project_id", "=", projectId)
-      .where((eb) => eb.fn("json_extract", [eb.ref("tool"), eb.val("$.name")]), "=", toolName)
-      .where("id", "!=", exceptId ?? "")
-      .executeTakeFirst(),
+  /** Read in full and matched here: JSON paths are SQL that differs per engine. */
+  toolNameTaken: async (db: Store, projectId: string, toolName: string, exceptId: string | null) =>
+    (
+      await db
+        .selectFrom("functions")
+        .select(["id", "tool"])
+        .where("project_id", "=", projectId)
+        .where("tool", "is not", null)
+        .where("id", "!=", exceptId ?? "")
+        .execute()
+    ).some((r) => (JSON.parse(r.tool!) as { name?: string }).name === toolName),
 
   insertDeployment: (db: Store, row: Insertable<DeploymentsTable>) =>
     db.insertInto("deployments").values(row).execute(),

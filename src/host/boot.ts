@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { getRequestListener } from "@hono/node-server";
 import { Hono } from "hono";
 import type { Config } from "./config.js";
-import { openStore } from "../store/db.js";
+import { openStore, storeKind, type Store } from "../store/db.js";
 import { ProjectService } from "../projects/service.js";
 import { adminRoutes } from "../projects/routes.js";
 import { FunctionService } from "../functions/service.js";
@@ -62,7 +62,7 @@ export async function startHost(
   });
   server.requestTimeout = 330_000;
   server.keepAliveTimeout = 30_000;
-  await listen(server, config.port, config.host);
+  await listen(server, config.port, config.host, config.listenFd);
   try {
     secureDataDir(config.dataDir, log);
     const stale = removeStaleSocketDirs();
@@ -71,7 +71,20 @@ export async function startHost(
     server.close();
     throw err;
   }
-  const db = await openStore(config.dataDir);
+  const hostId =
+    config.hostId ?? hostIdFor(config.dataDir, config.workers > 1 ? config.workerIndex : undefined);
+  let db: Store;
+  try {
+    db = await openStore(config.dataDir, {
+      databaseUrl: config.databaseUrl,
+      migrate: config.workers <= 1,
+      log,
+    });
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+  const storeName = storeKind(db);
   const projects = new ProjectService(db);
   await projects.bootstrap(config.dataDir, config.apiKey, print);
 
@@ -164,8 +177,8 @@ export async function startHost(
   app.route(
     "/",
     healthRoutes({
-      hostId: hostIdFor(config.dataDir),
-      store: "sqlite",
+      hostId,
+      store: storeName,
       healthy: () => pool!.healthy(),
       details: () => ({
         runtime: pool!.describe(),

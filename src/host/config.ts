@@ -120,6 +120,24 @@ export const defaults = {
   webhookLeaseMs: 30_000,
   /** Messages of a conversation given to workflows in `whatsapp_context` (the latest ones). */
   whatsappContextMessages: 50,
+  /** Hosts `serve` runs on this machine behind one port (`--workers`). */
+  workers: 1,
+  /** This host's number among `--workers` (0 for the first, or when there is one). */
+  workerIndex: 0,
+  /**
+   * How often each host reads the store's change log (what other hosts changed). On
+   * PostgreSQL, NOTIFY delivers changes at once and this read is only the fallback.
+   */
+  changePollMs: 200,
+  changePollPostgresMs: 1000,
+  /** Invocation records are kept this long (WORKERBASE_INVOCATION_RETENTION_DAYS)... */
+  invocationRetentionMs: 7 * 24 * 60 * 60_000,
+  /** ...and at most this many per function, the newest (WORKERBASE_INVOCATIONS_PER_FUNCTION). */
+  invocationsPerFunction: 1000,
+  /** How often old invocation records are pruned. */
+  invocationPruneMs: 60_000,
+  /** How often a host adds its requests to the cluster's rate-limit windows and reads them. */
+  rateLimitSyncMs: 1000,
 };
 
 export type Config = typeof defaults & {
@@ -127,6 +145,15 @@ export type Config = typeof defaults & {
   apiKey?: string;
   adminKey?: string;
   masterKey?: string;
+  /** `postgres://...` (DATABASE_URL, --database-url): the cluster's store; unset, SQLite. */
+  databaseUrl?: string;
+  /**
+   * This host's one identity (WORKERBASE_HOST_ID, else kept in the data dir, suffixed with
+   * the worker's number under `--workers`): the owner of the work it claims, `host` in /healthz.
+   */
+  hostId?: string;
+  /** A listening socket inherited from `serve --workers` (its fd), instead of binding the port. */
+  listenFd?: number;
   /** Meta's app secret: checks `X-Hub-Signature-256` of inbound WhatsApp webhooks. */
   whatsappAppSecret?: string;
   /** Answers Meta's verification challenge. */
@@ -221,6 +248,17 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     apiKey: operatorKey(env.WORKERBASE_API_KEY, "WORKERBASE_API_KEY"),
     adminKey: operatorKey(env.WORKERBASE_ADMIN_KEY, "WORKERBASE_ADMIN_KEY"),
     masterKey: env.WORKERBASE_MASTER_KEY || undefined,
+    databaseUrl: flag(args, "database-url") || env.DATABASE_URL || undefined,
+    hostId: env.WORKERBASE_HOST_ID || undefined,
+    workers: int(flag(args, "workers") ?? env.WORKERBASE_WORKERS, "workers") || defaults.workers,
+    invocationRetentionMs:
+      (int(env.WORKERBASE_INVOCATION_RETENTION_DAYS, "WORKERBASE_INVOCATION_RETENTION_DAYS") ?? 7) *
+      24 *
+      60 *
+      60_000,
+    invocationsPerFunction:
+      int(env.WORKERBASE_INVOCATIONS_PER_FUNCTION, "WORKERBASE_INVOCATIONS_PER_FUNCTION") ??
+      defaults.invocationsPerFunction,
     whatsappAppSecret: env.WHATSAPP_APP_SECRET || undefined,
     whatsappVerifyToken: env.WHATSAPP_VERIFY_TOKEN || undefined,
     webhookRetryDelaysMs:

@@ -4,7 +4,12 @@ import type http from "node:http";
  * Listens on `host:port`. A port that is taken or not allowed is an Error whose message says
  * so in a sentence, with what to do instead.
  */
-export function listen(server: http.Server, port: number, host: string): Promise<void> {
+export function listen(
+  server: http.Server,
+  port: number,
+  host: string,
+  fd?: number,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException) => {
       const other = port === 0 ? "" : `, e.g. --port ${port < 65535 ? port + 1 : port - 1}`;
@@ -29,9 +34,12 @@ export function listen(server: http.Server, port: number, host: string): Promise
       else reject(err);
     };
     server.once("error", failed);
-    server.listen(port, host, () => {
+    const listening = () => {
       server.off("error", failed);
       resolve();
-    });
+    };
+    // An inherited socket (`serve --workers`) is already bound: accept on it.
+    if (fd !== undefined) server.listen({ fd }, listening);
+    else server.listen(port, host, listening);
   });
 }

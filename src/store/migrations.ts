@@ -1,9 +1,38 @@
-import { sql, type Kysely, type Migration } from "kysely";
+import {
+  sql,
+  type ColumnDataType,
+  type ColumnDefinitionBuilder,
+  type Kysely,
+  type Migration,
+} from "kysely";
+import { storeKind } from "./kind.js";
 
-/** Schema migrations, applied in key order; never edit one that has shipped, add another. */
+/**
+ * Column types per engine. On SQLite each is the type the shipped migrations always used, so
+ * the DDL of an existing store is what it was; PostgreSQL gets its own: `bytea` for bytes,
+ * `bigint` wherever epoch milliseconds (or seconds past 2038) are kept, identities for the
+ * sequence columns, `double precision` for reals.
+ */
+function typesFor(db: Kysely<unknown>) {
+  const pg = storeKind(db) === "postgres";
+  return {
+    bytes: (pg ? "bytea" : "blob") as ColumnDataType,
+    epoch: (pg ? "bigint" : "integer") as ColumnDataType,
+    real: (pg ? "double precision" : "real") as ColumnDataType,
+    seqType: (pg ? "bigint" : "integer") as ColumnDataType,
+    seq: (c: ColumnDefinitionBuilder) =>
+      pg ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement(),
+  };
+}
+
+/**
+ * Schema migrations, applied in key order; never change what one does once it has shipped,
+ * add another. Each is written once for both engines, through `typesFor`.
+ */
 export const migrations: Record<string, Migration> = {
   "0001_core": {
     async up(db: Kysely<unknown>) {
+      const t = typesFor(db);
       await db.schema
         .createTable("projects")
         .addColumn("id", "text", (c) => c.primaryKey())
@@ -59,7 +88,7 @@ export const migrations: Record<string, Migration> = {
         .addColumn("project_id", "text", (c) => c.notNull())
         .addColumn("status", "text", (c) => c.notNull())
         .addColumn("status_code", "integer", (c) => c.notNull())
-        .addColumn("duration_ms", "real", (c) => c.notNull())
+        .addColumn("duration_ms", t.real, (c) => c.notNull())
         .addColumn("request_headers", "text", (c) => c.notNull())
         .addColumn("request_body", "text")
         .addColumn("response_body", "text")
@@ -79,17 +108,17 @@ export const migrations: Record<string, Migration> = {
         .addColumn("function_id", "text", (c) => c.notNull())
         .addColumn("name", "text", (c) => c.notNull())
         .addColumn("type", "text", (c) => c.notNull())
-        .addColumn("ciphertext", "blob", (c) => c.notNull())
+        .addColumn("ciphertext", t.bytes, (c) => c.notNull())
         .addColumn("created_at", "text", (c) => c.notNull())
         .addPrimaryKeyConstraint("secrets_pk", ["project_id", "function_id", "name"])
         .execute();
       await db.schema
         .createTable("kv")
         .addColumn("project_id", "text", (c) => c.notNull())
-        .addColumn("key", "blob", (c) => c.notNull())
-        .addColumn("value", "blob", (c) => c.notNull())
+        .addColumn("key", t.bytes, (c) => c.notNull())
+        .addColumn("value", t.bytes, (c) => c.notNull())
         .addColumn("metadata", "text")
-        .addColumn("expiration", "integer")
+        .addColumn("expiration", t.epoch)
         .addPrimaryKeyConstraint("kv_pk", ["project_id", "key"])
         .execute();
       await db.schema.createIndex("kv_by_expiration").on("kv").column("expiration").execute();
@@ -98,6 +127,7 @@ export const migrations: Record<string, Migration> = {
   },
   "0010_workflows": {
     async up(db: Kysely<unknown>) {
+      const t = typesFor(db);
       await db.schema
         .createTable("workflows")
         .addColumn("id", "text", (c) => c.primaryKey())
@@ -135,7 +165,7 @@ export const migrations: Record<string, Migration> = {
         .addColumn("step_entries", "text", (c) => c.notNull())
         .addColumn("error_details", "text")
         .addColumn("lease_owner", "text")
-        .addColumn("due_at", "integer")
+        .addColumn("due_at", t.epoch)
         .addColumn("created_at", "text", (c) => c.notNull())
         .addColumn("updated_at", "text", (c) => c.notNull())
         .execute();
@@ -156,7 +186,7 @@ export const migrations: Record<string, Migration> = {
         .execute();
       await db.schema
         .createTable("workflow_events")
-        .addColumn("seq", "integer", (c) => c.primaryKey().autoIncrement())
+        .addColumn("seq", t.seqType, t.seq)
         .addColumn("id", "text", (c) => c.notNull().unique())
         .addColumn("execution_id", "text", (c) => c.notNull())
         .addColumn("event_type", "text", (c) => c.notNull())
@@ -174,6 +204,7 @@ export const migrations: Record<string, Migration> = {
   },
   "0020_webhooks": {
     async up(db: Kysely<unknown>) {
+      const t = typesFor(db);
       await db.schema
         .createTable("webhooks")
         .addColumn("id", "text", (c) => c.primaryKey())
@@ -181,7 +212,7 @@ export const migrations: Record<string, Migration> = {
         .addColumn("url", "text")
         .addColumn("function_id", "text")
         .addColumn("events", "text", (c) => c.notNull())
-        .addColumn("secret_sealed", "blob", (c) => c.notNull())
+        .addColumn("secret_sealed", t.bytes, (c) => c.notNull())
         .addColumn("headers", "text", (c) => c.notNull())
         .addColumn("active", "integer", (c) => c.notNull())
         .addColumn("created_at", "text", (c) => c.notNull())
@@ -194,7 +225,7 @@ export const migrations: Record<string, Migration> = {
         .execute();
       await db.schema
         .createTable("webhook_deliveries")
-        .addColumn("seq", "integer", (c) => c.primaryKey().autoIncrement())
+        .addColumn("seq", t.seqType, t.seq)
         .addColumn("id", "text", (c) => c.notNull().unique())
         .addColumn("project_id", "text", (c) => c.notNull())
         .addColumn("webhook_id", "text", (c) => c.notNull())
@@ -205,10 +236,10 @@ export const migrations: Record<string, Migration> = {
         .addColumn("attempts", "integer", (c) => c.notNull())
         .addColumn("last_status_code", "integer")
         .addColumn("last_error", "text")
-        .addColumn("queued_at", "integer", (c) => c.notNull())
-        .addColumn("next_attempt_at", "integer", (c) => c.notNull())
+        .addColumn("queued_at", t.epoch, (c) => c.notNull())
+        .addColumn("next_attempt_at", t.epoch, (c) => c.notNull())
         .addColumn("lease_owner", "text")
-        .addColumn("lease_until", "integer")
+        .addColumn("lease_until", t.epoch)
         .addColumn("created_at", "text", (c) => c.notNull())
         .addColumn("updated_at", "text", (c) => c.notNull())
         .addColumn("delivered_at", "text")
@@ -253,7 +284,7 @@ export const migrations: Record<string, Migration> = {
         .execute();
       await db.schema
         .createTable("whatsapp_messages")
-        .addColumn("seq", "integer", (c) => c.primaryKey().autoIncrement())
+        .addColumn("seq", t.seqType, t.seq)
         .addColumn("id", "text", (c) => c.notNull())
         .addColumn("project_id", "text", (c) => c.notNull())
         .addColumn("conversation_id", "text", (c) => c.notNull())
@@ -266,7 +297,7 @@ export const migrations: Record<string, Migration> = {
         .addColumn("origin", "text", (c) => c.notNull())
         .addColumn("dispatch", "text", (c) => c.notNull())
         .addColumn("lease_owner", "text")
-        .addColumn("lease_until", "integer")
+        .addColumn("lease_until", t.epoch)
         .addColumn("created_at", "text", (c) => c.notNull())
         .addUniqueConstraint("whatsapp_messages_id", ["project_id", "id"])
         .execute();
@@ -279,6 +310,52 @@ export const migrations: Record<string, Migration> = {
         .createIndex("whatsapp_messages_dispatch")
         .on("whatsapp_messages")
         .columns(["dispatch", "seq"])
+        .execute();
+    },
+  },
+  "0030_cluster": {
+    async up(db: Kysely<unknown>) {
+      const t = typesFor(db);
+      // What changed, for every host's caches: read by polling, pushed by NOTIFY on PostgreSQL.
+      await db.schema
+        .createTable("changes")
+        .addColumn("seq", t.seqType, t.seq)
+        .addColumn("topic", "text", (c) => c.notNull())
+        .addColumn("key", "text", (c) => c.notNull())
+        .addColumn("at", t.epoch, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("function_strikes")
+        .addColumn("function_id", "text", (c) => c.notNull())
+        .addColumn("at", t.epoch, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex("function_strikes_by_function")
+        .on("function_strikes")
+        .columns(["function_id", "at"])
+        .execute();
+      await db.schema
+        .createTable("function_holds")
+        .addColumn("function_id", "text", (c) => c.primaryKey())
+        .addColumn("held_until", t.epoch, (c) => c.notNull())
+        .addColumn("reason", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("cluster_meta")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("value", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("rate_windows")
+        .addColumn("key_id", "text", (c) => c.notNull())
+        .addColumn("window_start", t.epoch, (c) => c.notNull())
+        .addColumn("count", t.epoch, (c) => c.notNull())
+        .addPrimaryKeyConstraint("rate_windows_pk", ["key_id", "window_start"])
+        .execute();
+      await db.schema
+        .createIndex("invocations_by_age")
+        .on("invocations")
+        .column("created_at")
         .execute();
     },
   },

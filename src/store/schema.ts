@@ -227,6 +227,43 @@ export interface WhatsappMessagesTable {
   created_at: string;
 }
 
+/** One change other hosts must hear of (their caches drop what it names). */
+export interface ChangesTable {
+  seq: Generated<number>;
+  /** `function`, `project`, `key` or `hold`. */
+  topic: string;
+  key: string;
+  /** Epoch ms. */
+  at: number;
+}
+
+/** A process hang or crash counted against a function (epoch ms). */
+export interface FunctionStrikesTable {
+  function_id: string;
+  at: number;
+}
+
+/** A function held back until `held_until` (epoch ms). */
+export interface FunctionHoldsTable {
+  function_id: string;
+  held_until: number;
+  reason: string;
+}
+
+/** Facts of the cluster as a whole, such as the sealed master-key sentinel. */
+export interface ClusterMetaTable {
+  name: string;
+  value: string;
+}
+
+/** Requests per API key per minute window, summed over the cluster's hosts. */
+export interface RateWindowsTable {
+  key_id: string;
+  /** Epoch ms of the window's start (a multiple of 60,000). */
+  window_start: number;
+  count: number;
+}
+
 export interface Database {
   projects: ProjectsTable;
   api_keys: ApiKeysTable;
@@ -244,4 +281,9 @@ export interface Database {
   whatsapp_phone_numbers: WhatsappPhoneNumbersTable;
   whatsapp_conversations: WhatsappConversationsTable;
   whatsapp_messages: WhatsappMessagesTable;
+  changes: ChangesTable;
+  function_strikes: FunctionStrikesTable;
+  function_holds: FunctionHoldsTable;
+  cluster_meta: ClusterMetaTable;
+  rate_windows: RateWindowsTable;
 }

@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import { z } from "zod";
 import { AppError } from "../http/errors.js";
 import { isUuid } from "../http/validate.js";
-import { now, type Store } from "../store/db.js";
+import { isUniqueViolation, now, type Store } from "../store/db.js";
 import {
   conversationCreated,
   messageReceived,
@@ -304,7 +304,7 @@ export class WhatsAppService {
     try {
       await whatsappStore.insertPhoneNumber(this.db, row);
     } catch (err) {
-      if (err instanceof Error && /UNIQUE|PRIMARY KEY/.test(err.message)) {
+      if (isUniqueViolation(err)) {
         throw new AppError(
           "CONFLICT",
           `The phone_number_id "${row.phone_number_id}" is already registered`,

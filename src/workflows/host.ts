@@ -18,16 +18,24 @@ export interface WorkflowDeps {
   log: (line: string) => void;
 }
 
-/** A stable id for this host, kept in its data dir. */
-export function hostIdFor(dataDir: string): string {
+/**
+ * A stable id for this host, kept in its data dir; the hosts of `serve --workers` share one
+ * data dir, so each adds its number.
+ */
+export function hostIdFor(dataDir: string, worker?: number): string {
   const file = path.join(dataDir, "host-id");
+  let id: string;
   try {
-    return fs.readFileSync(file, "utf8").trim();
+    id = fs.readFileSync(file, "utf8").trim();
   } catch {
-    const id = crypto.randomUUID();
-    fs.writeFileSync(file, id, { mode: 0o600 });
-    return id;
+    id = crypto.randomUUID();
+    try {
+      fs.writeFileSync(file, id, { mode: 0o600, flag: "wx" });
+    } catch {
+      id = fs.readFileSync(file, "utf8").trim(); // another worker wrote it first
+    }
   }
+  return worker === undefined ? id : `${id}-${worker}`;
 }
 
 /** The workflows capability as the host wires it: service, routes, and the engine's lifecycle. */

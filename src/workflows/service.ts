@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import { AppError } from "../http/errors.js";
 import { isUuid } from "../http/validate.js";
-import { now, type Store } from "../store/db.js";
+import { isUniqueViolation, now, type Store } from "../store/db.js";
 import type { FunctionService } from "../functions/service.js";
 import { slugify } from "../functions/schema.js";
 import { validateDefinition, type FunctionRef } from "./definition.js";
@@ -49,10 +49,6 @@ export interface TriggerStart {
   /** Ties the execution to a conversation, so `resumeWaitingForConversation` finds it. */
   conversationId?: string;
   triggerType?: "inbound_message" | "whatsapp_event";
-}
-
-function isUniqueViolation(err: unknown): boolean {
-  return err instanceof Error && /UNIQUE constraint failed/.test(err.message);
 }
 
 function viewOf(state: RunState): ExecutionView {
