@@ -9,6 +9,8 @@ import type { FunctionService, LiveFunction } from "./service.js";
 import type { InvocationMetrics } from "../invocations/metrics.js";
 import type { RateLimiter } from "../http/ratelimit.js";
 import { clientKey, type KeyGuard } from "../http/keyguard.js";
+import { storeUnavailableMessage } from "../http/app.js";
+import { isStoreUnavailable } from "../store/db.js";
 
 /** Where the invoke route lives; everything after `/invoke` is the function's own sub-path. */
 export const invokePath = /^\/platform\/v1\/functions\/([^/?#]+)\/invoke(\/[^?#]*)?(\?[^#]*)?$/;
@@ -429,7 +431,9 @@ export function createInvokeHandler(deps: InvokeDeps) {
         await handle(req, res, match);
       } catch (err) {
         deps.log(failureLine(`${req.method} ${req.url?.split("?")[0]} (invoke)`, err));
-        if (!res.headersSent) sendJson(res, 500, { error: "Internal server error" });
+        if (!res.headersSent && isStoreUnavailable(err))
+          sendJson(res, 503, { error: storeUnavailableMessage });
+        else if (!res.headersSent) sendJson(res, 500, { error: "Internal server error" });
         else res.destroy();
       } finally {
         inFlight--;

@@ -12,6 +12,8 @@ import {
   type RuntimeSettings,
 } from "./schema.js";
 import { functionStore, type FunctionRow } from "./store.js";
+import type { ChangeFeed } from "../store/changes.js";
+import { systemClock, type Clock } from "../store/clock.js";
 
 /** What the invoke path needs of a function, cached in memory. */
 export interface LiveFunction {
@@ -39,6 +41,9 @@ export interface FunctionServiceOptions {
   /** Functions one project may have (maxFunctionsPerProject). */
   maxFunctionsPerProject: number;
   log: (line: string) => void;
+  /** How changes reach (and come from) the other hosts of a cluster. */
+  changes?: ChangeFeed;
+  clock?: Clock;
 }
 
 /** Function lifecycle: create, edit, deploy (checked in the real runtime), and lookup. */
@@ -53,15 +58,59 @@ export class FunctionService {
    */
   private generation = 0;
   private deploys = new Set<Promise<void>>();
-  /** Recent strikes (process hangs or crashes) per function, and holds in force. */
-  private strikes = new Map<string, number[]>();
+  /**
+   * Holds in force, as the store has them (strikes and holds live in the store, so a restart
+   * or another host does not forgive a function): loaded at start, refreshed on every change.
+   */
   private holds = new Map<string, number>();
+  private clock: Clock;
 
   constructor(
     private db: Store,
     private pool: RuntimePool,
     private options: FunctionServiceOptions,
-  ) {}
+  ) {
+    this.clock = options.clock ?? systemClock;
+    options.changes?.on((change) => {
+      if (change.topic === "function") this.forget(change.key);
+      else if (change.topic === "project") this.forgetProject(change.key);
+      else if (change.topic === "hold") void this.refreshHold(change.key);
+    });
+    options.changes?.onReset(() => {
+      this.forgetAll();
+      void this.loadHolds();
+    });
+  }
+
+  /** Reads the holds in force from the store (at start, and after missed changes). */
+  async loadHolds(): Promise<void> {
+    const generation = this.holdGeneration;
+    const rows = await this.db
+      .selectFrom("function_holds")
+      .select(["function_id", "held_until"])
+      .where("held_until", ">", this.clock.now())
+      .execute()
+      .catch((err) => {
+        this.options.log(`reading held-back functions failed: ${(err as Error).message}`);
+        return null;
+      });
+    if (!rows || generation !== this.holdGeneration) return;
+    this.holds = new Map(rows.map((r) => [r.function_id, Number(r.held_until)]));
+  }
+
+  private holdGeneration = 0;
+
+  private async refreshHold(functionId: string): Promise<void> {
+    this.holdGeneration++;
+    const row = await this.db
+      .selectFrom("function_holds")
+      .select("held_until")
+      .where("function_id", "=", functionId)
+      .executeTakeFirst();
+    if (row && Number(row.held_until) > this.clock.now())
+      this.holds.set(functionId, Number(row.held_until));
+    else this.holds.delete(functionId);
+  }
 
   render(row: FunctionRow, withCode = true) {
     return {
@@ -190,7 +239,7 @@ export class FunctionService {
       }
       throw err;
     }
-    this.invalidate(row.id);
+    await this.invalidate(row.id);
     return (await functionStore.byId(this.db, row.id))!;
   }
 
@@ -200,7 +249,7 @@ export class FunctionService {
       await tx.deleteFrom("secrets").where("function_id", "=", row.id).execute();
       await functionStore.delete(tx, row.id);
     });
-    this.invalidate(row.id);
+    await this.invalidate(row.id);
     return row;
   }
 
@@ -224,10 +273,13 @@ export class FunctionService {
       });
       await functionStore.update(tx, row.id, { status: "deploying", updated_at: now() });
     });
-    this.invalidate(row.id);
-    const task = this.finishDeploy(row, deploymentId, check).catch((err) =>
-      this.options.log(`deploy of ${row.id} failed unexpectedly: ${(err as Error).stack}`),
-    );
+    await this.invalidate(row.id);
+    this.deployingHere.add(row.id);
+    const task = this.finishDeploy(row, deploymentId, check)
+      .catch((err) =>
+        this.options.log(`deploy of ${row.id} failed unexpectedly: ${(err as Error).stack}`),
+      )
+      .finally(() => this.deployingHere.delete(row.id));
     this.deploys.add(task);
     void task.finally(() => this.deploys.delete(task));
     return (await functionStore.byId(this.db, row.id))!;
@@ -300,19 +352,37 @@ export class FunctionService {
         });
       });
     }
-    this.invalidate(row.id);
+    await this.invalidate(row.id);
   }
 
   /** Deploys cut short by a crash: the previous version stays live. */
-  async recoverInterruptedDeploys(): Promise<void> {
+  /**
+   * Deploys cut short by a crash: the previous version stays live. In a cluster another host
+   * may be checking a deploy right now, so only deploys in progress for longer than any
+   * check takes (`staleMs`) count as interrupted; every host looks now and then.
+   */
+  async recoverInterruptedDeploys(staleMs = 0): Promise<void> {
+    const before = new Date(this.clock.now() - staleMs).toISOString();
     for (const row of await functionStore.deploying(this.db)) {
-      await functionStore.update(this.db, row.id, {
-        status: row.live_deployment_id ? "deployed" : "error",
-        deploy_error: "The deploy was interrupted by a restart of the server; deploy again",
-        updated_at: now(),
-      });
+      if (staleMs > 0 && row.updated_at > before) continue;
+      if (this.deployingHere.has(row.id)) continue;
+      const changed = await this.db
+        .updateTable("functions")
+        .set({
+          status: row.live_deployment_id ? "deployed" : "error",
+          deploy_error: "The deploy was interrupted by a restart of the server; deploy again",
+          updated_at: now(),
+        })
+        .where("id", "=", row.id)
+        .where("status", "=", "deploying")
+        .where("updated_at", "=", row.updated_at)
+        .executeTakeFirst();
+      if (Number(changed.numUpdatedRows) === 1) await this.invalidate(row.id);
     }
   }
+
+  /** Functions whose deploy this host is checking now. */
+  private deployingHere = new Set<string>();
 
   /** Waits for deploys in progress (used on shutdown). */
   async settle(): Promise<void> {
@@ -393,50 +463,97 @@ export class FunctionService {
   /**
    * Counts a strike against functions that hung or crashed a runtime process; past
    * `strikesToHold` strikes within the window the function is held back (503) for `holdMs`.
+   * Strikes and holds are kept in the store, for every host and past restarts.
    */
-  strike(functionIds: string[], reason: string): void {
-    const at = Date.now();
-    for (const id of functionIds) {
-      const recent = (this.strikes.get(id) ?? []).filter(
-        (t) => at - t < this.options.strikeWindowMs,
-      );
-      recent.push(at);
-      this.strikes.set(id, recent);
-      if (recent.length >= this.options.strikesToHold) {
-        this.holds.set(id, at + this.options.holdMs);
-        this.strikes.delete(id);
-        this.options.log(
-          `function ${id} ${reason} its runtime process ${recent.length} times; held back for ${this.options.holdMs / 1000} s`,
-        );
-      }
-    }
+  strike(functionIds: string[], reason: string): Promise<void> {
+    return Promise.all(functionIds.map((id) => this.strikeOne(id, reason))).then(
+      () => {},
+      (err) => this.options.log(`recording a strike failed: ${(err as Error).message}`),
+    );
+  }
+
+  private async strikeOne(id: string, reason: string): Promise<void> {
+    const at = this.clock.now();
+    const since = at - this.options.strikeWindowMs;
+    const held = await this.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom("function_strikes").where("at", "<=", since).execute();
+      await tx.insertInto("function_strikes").values({ function_id: id, at }).execute();
+      const { n } = await tx
+        .selectFrom("function_strikes")
+        .select((eb) => eb.fn.countAll().as("n"))
+        .where("function_id", "=", id)
+        .executeTakeFirstOrThrow();
+      if (Number(n) < this.options.strikesToHold) return null;
+      const until = at + this.options.holdMs;
+      await tx
+        .insertInto("function_holds")
+        .values({ function_id: id, held_until: until, reason })
+        .onConflict((oc) => oc.column("function_id").doUpdateSet({ held_until: until, reason }))
+        .execute();
+      await tx.deleteFrom("function_strikes").where("function_id", "=", id).execute();
+      return { until, strikes: Number(n) };
+    });
+    if (!held) return;
+    this.holdGeneration++;
+    this.holds.set(id, held.until);
+    this.options.log(
+      `function ${id} ${reason} its runtime process ${held.strikes} times; held back for ${this.options.holdMs / 1000} s`,
+    );
+    await this.options.changes?.publish([{ topic: "hold", key: id }]);
   }
 
   /** When a held-back function runs again (ISO time), or null when it is not held. */
   heldUntil(functionId: string): string | null {
     const until = this.holds.get(functionId);
     if (until === undefined) return null;
-    if (until <= Date.now()) {
+    if (until <= this.clock.now()) {
       this.holds.delete(functionId);
       return null;
     }
     return new Date(until).toISOString();
   }
 
-  /** Forgets cached lookups of one function (after any change to it). */
-  invalidate(functionId: string): void {
+  /** Forgets cached lookups of one function (after any change to it), on every host. */
+  invalidate(functionId: string): Promise<void> {
+    this.forget(functionId);
+    return this.publish({ topic: "function", key: functionId });
+  }
+
+  /** Forgets cached lookups of every function of a project (a project secret changed). */
+  invalidateProject(projectId: string): Promise<void> {
+    this.forgetProject(projectId);
+    return this.publish({ topic: "project", key: projectId });
+  }
+
+  private publish(change: { topic: "function" | "project"; key: string }): Promise<void> {
+    if (!this.options.changes) return Promise.resolve();
+    return this.options.changes
+      .publish([change])
+      .catch((err) =>
+        this.options.log(
+          `telling the other hosts of a change to ${change.topic} ${change.key} failed: ${(err as Error).message}`,
+        ),
+      );
+  }
+
+  private forget(functionId: string): void {
     this.generation++;
     const live = this.live.get(functionId);
     if (live) this.slugs.delete(`${live.projectId}/${live.slug}`);
     this.live.delete(functionId);
   }
 
-  /** Forgets cached lookups of every function of a project (after a project secret change). */
-  invalidateProject(projectId: string): void {
+  private forgetProject(projectId: string): void {
     // Also when none of them is cached: a fill of one may be reading the old secrets version.
     this.generation++;
     for (const live of [...this.live.values()])
-      if (live.projectId === projectId) this.invalidate(live.id);
+      if (live.projectId === projectId) this.forget(live.id);
+  }
+
+  private forgetAll(): void {
+    this.generation++;
+    this.live.clear();
+    this.slugs.clear();
   }
 
   /** The code and settings of the live version (nulls before the first successful deploy). */

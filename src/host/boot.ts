@@ -4,6 +4,10 @@ import { getRequestListener } from "@hono/node-server";
 import { Hono } from "hono";
 import type { Config } from "./config.js";
 import { openStore, storeKind, type Store } from "../store/db.js";
+import { ChangeFeed } from "../store/changes.js";
+import { systemClock } from "../store/clock.js";
+import { checkMasterKey } from "../secrets/sentinel.js";
+import { sql } from "kysely";
 import { ProjectService } from "../projects/service.js";
 import { adminRoutes } from "../projects/routes.js";
 import { FunctionService } from "../functions/service.js";
@@ -85,7 +89,25 @@ export async function startHost(
     throw err;
   }
   const storeName = storeKind(db);
-  const projects = new ProjectService(db);
+  const clustered = storeName === "postgres" || config.workers > 1;
+  const clock = systemClock;
+  const box = new SecretBox(loadMasterKey(config.dataDir, config.masterKey));
+  try {
+    await checkMasterKey(db, box);
+  } catch (err) {
+    server.close();
+    await db.destroy();
+    throw err;
+  }
+  const changes = new ChangeFeed(db, {
+    hostId,
+    databaseUrl: config.databaseUrl,
+    pollMs: storeName === "postgres" ? config.changePollPostgresMs : config.changePollMs,
+    clock,
+    log,
+  });
+  await changes.start();
+  const projects = new ProjectService(db, changes);
   await projects.bootstrap(config.dataDir, config.apiKey, print);
 
   let pool: RuntimePool | undefined;
@@ -162,24 +184,33 @@ export async function startHost(
     holdMs: config.holdMs,
     maxFunctionsPerProject: config.maxFunctionsPerProject,
     log,
+    changes,
+    clock,
   });
-  await functions.recoverInterruptedDeploys();
-  secrets = new SecretService(
-    db,
-    new SecretBox(loadMasterKey(config.dataDir, config.masterKey)),
-    functions,
-  );
+  await functions.loadHolds();
+  // On one host a deploy still marked in progress was cut short by its restart; in a cluster
+  // another host may be checking it, so only one older than any check counts, looked for often.
+  const staleDeployMs = config.deployProbeTimeoutMs + 30_000;
+  await functions.recoverInterruptedDeploys(clustered ? staleDeployMs : 0);
+  const deploySweep = setInterval(() => {
+    functions!
+      .recoverInterruptedDeploys(staleDeployMs)
+      .catch((err) => log(`looking for interrupted deploys failed: ${(err as Error).message}`));
+  }, 30_000);
+  deploySweep.unref();
+  secrets = new SecretService(db, box, functions);
   const rateLimiter = new RateLimiter(config.rateLimitPerMinute);
   const keyGuard = new KeyGuard(config.maxFailedKeyAttemptsPerMinute);
 
   const app = withErrors(new Hono(), log);
-  const metrics = new InvocationMetrics();
+  const metrics = new InvocationMetrics(hostId);
   app.route(
     "/",
     healthRoutes({
       hostId,
       store: storeName,
       healthy: () => pool!.healthy(),
+      storeProblem: () => storeProblem(db, changes),
       details: () => ({
         runtime: pool!.describe(),
         memory_enforcement: pool!.memory.enforcement,
@@ -281,8 +312,31 @@ export async function startHost(
       await databases.stop();
       await internal.close();
       await kv.stop();
+      clearInterval(deploySweep);
+      await changes.stop();
       await db.destroy();
     })());
 
   return { url: `http://${config.host}:${port}`, port, shutdown };
+}
+
+/**
+ * Null while the store answers, else why not (for /healthz): a quick query of its own, so a
+ * load balancer learns within seconds that this host cannot serve.
+ */
+async function storeProblem(db: Store, changes: ChangeFeed): Promise<string | null> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      sql`select 1`.execute(db),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error("no answer within 2 s")), 2000);
+      }),
+    ]);
+    return changes.unavailable === null ? null : "the store's change notifications are down";
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    clearTimeout(timer);
+  }
 }

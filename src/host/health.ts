@@ -8,6 +8,8 @@ export interface HealthDeps {
   hostId: string;
   store: "sqlite" | "postgres";
   healthy: () => boolean;
+  /** Null while the store answers; else why not (said only to the operator). */
+  storeProblem: () => Promise<string | null>;
   /** What only the operator sees: runtime and database processes, their pids and memory. */
   details: () => Record<string, unknown>;
   /** The Prometheus text of /metrics. */
@@ -32,12 +34,21 @@ export function isLoopback(host: string): boolean {
 export function healthRoutes(deps: HealthDeps) {
   const app = new Hono();
   app.get("/healthz", async (c) => {
-    const ok = deps.healthy();
-    const summary = { ok, host: deps.hostId, store: deps.store };
+    const problem = await deps.storeProblem();
+    const ok = deps.healthy() && problem === null;
+    const summary = {
+      ok,
+      host: deps.hostId,
+      store: deps.store,
+      ...(problem === null ? {} : { error: "The platform's database cannot be reached" }),
+    };
     if (deps.adminKey === undefined || presentedAdminKey(c) === undefined)
       return c.json(summary, ok ? 200 : 503);
     if (!(await isAdmin(c, deps.adminKey, deps.guard))) throw new AppError("ADMIN_UNAUTHORIZED");
-    return c.json({ ...summary, ...deps.details() }, ok ? 200 : 503);
+    return c.json(
+      { ...summary, ...(problem === null ? {} : { store_error: problem }), ...deps.details() },
+      ok ? 200 : 503,
+    );
   });
   app.get("/metrics", async (c) => {
     if (!isLoopback(deps.listenHost)) {

@@ -1,5 +1,10 @@
 import { Hono, type Context, type Next } from "hono";
 import { AppError, failureLine } from "./errors.js";
+import { isStoreUnavailable } from "../store/db.js";
+
+/** What a request hears while the host's database cannot be reached. */
+export const storeUnavailableMessage =
+  "The platform's database cannot be reached right now; nothing was changed. Try again in a few seconds";
 import { clientOf, type KeyGuard } from "./keyguard.js";
 import type { RateLimiter } from "./ratelimit.js";
 import type { ProjectService } from "../projects/service.js";
@@ -31,6 +36,13 @@ export function withErrors<T extends Hono<any>>(app: T, log: (line: string) => v
     if (err instanceof AppError) {
       for (const [k, v] of Object.entries(err.headers ?? {})) c.header(k, v);
       return c.json(err.body(), err.status as 400);
+    }
+    if (isStoreUnavailable(err)) {
+      log(
+        `${c.req.method} ${new URL(c.req.url).pathname}: the store is unreachable: ${err.message}`,
+      );
+      c.header("retry-after", "2");
+      return c.json({ error: storeUnavailableMessage }, 503);
     }
     log(failureLine(`${c.req.method} ${new URL(c.req.url).pathname}`, err));
     return c.json({ error: "Internal server error" }, 500);

@@ -11,6 +11,12 @@ export class InvocationMetrics {
   private buckets = new Array<number>(bucketsSeconds.length).fill(0);
   private sumSeconds = 0;
   private count = 0;
+  private hostLabel: string;
+
+  /** `hostId` labels every sample, so a cluster's hosts can be told apart. */
+  constructor(hostId = "") {
+    this.hostLabel = `host="${hostId.replace(/["\\\n]/g, "_")}"`;
+  }
 
   observe(kind: ResultKind, ok: boolean, durationMs: number): void {
     this.total[ok ? "success" : "failed"]++;
@@ -94,6 +100,14 @@ export class InvocationMetrics {
     for (const p of runtime) lines.push(`workerbase_runtime_in_flight${label(p)} ${p.in_flight}`);
     metric("workerbase_host_resident_bytes", "gauge", "Resident memory of the host process.");
     lines.push(`workerbase_host_resident_bytes ${process.memoryUsage.rss()}`);
-    return lines.join("\n") + "\n";
+    const labelled = lines.map((line) => {
+      if (line.startsWith("#")) return line;
+      const brace = line.indexOf("{");
+      const space = line.indexOf(" ");
+      return brace >= 0 && brace < space
+        ? `${line.slice(0, brace + 1)}${this.hostLabel},${line.slice(brace + 1)}`
+        : `${line.slice(0, space)}{${this.hostLabel}}${line.slice(space)}`;
+    });
+    return labelled.join("\n") + "\n";
   }
 }

@@ -4,6 +4,7 @@ import path from "node:path";
 import { AppError } from "../http/errors.js";
 import { now, type Store } from "../store/db.js";
 import { projectStore } from "./store.js";
+import type { ChangeFeed } from "../store/changes.js";
 
 export interface KeyIdentity {
   projectId: string;
@@ -19,11 +20,27 @@ function newKey(): string {
   return "wb_" + crypto.randomBytes(24).toString("base64url");
 }
 
-/** Projects and their API keys; keys are resolved from an in-memory cache of hashes. */
+/**
+ * Projects and their API keys; keys are resolved from an in-memory cache of hashes, which
+ * every key created or revoked on any host clears (through the change feed).
+ */
 export class ProjectService {
   private keyCache = new Map<string, KeyIdentity | null>();
+  /** Bumped by every change to keys: a fill that read before it does not store what it read. */
+  private generation = 0;
 
-  constructor(private db: Store) {}
+  constructor(
+    private db: Store,
+    private changes?: ChangeFeed,
+  ) {
+    changes?.on((change) => {
+      if (change.topic === "key") this.forgetKey(change.key);
+    });
+    changes?.onReset(() => {
+      this.generation++;
+      this.keyCache.clear();
+    });
+  }
 
   /** The project a key belongs to, or null; unknown keys are cached too, briefly bounded. */
   async authenticate(key: string | undefined | null): Promise<KeyIdentity | null> {
@@ -31,10 +48,23 @@ export class ProjectService {
     const hash = hashKey(key);
     const cached = this.keyCache.get(hash);
     if (cached !== undefined) return cached;
+    const generation = this.generation;
     const row = await projectStore.keyByHash(this.db, hash);
     const identity = row ? { projectId: row.project_id, keyId: row.id } : null;
-    if (identity || this.keyCache.size < 10_000) this.keyCache.set(hash, identity);
+    if (generation === this.generation && (identity || this.keyCache.size < 10_000))
+      this.keyCache.set(hash, identity);
     return identity;
+  }
+
+  private forgetKey(hash: string): void {
+    this.generation++;
+    this.keyCache.delete(hash);
+  }
+
+  /** Drops `hash` here and on every other host. */
+  private async keyChanged(hash: string): Promise<void> {
+    this.forgetKey(hash);
+    await this.changes?.publish([{ topic: "key", key: hash }]);
   }
 
   async createProject(
@@ -73,7 +103,7 @@ export class ProjectService {
       created_at: now(),
     };
     await projectStore.insertKey(this.db, row);
-    this.keyCache.delete(row.key_hash);
+    await this.keyChanged(row.key_hash);
     return { id: row.id, api_key: key, prefix: row.prefix, created_at: row.created_at };
   }
 
@@ -85,7 +115,7 @@ export class ProjectService {
   async deleteKey(id: string): Promise<void> {
     const deleted = await projectStore.deleteKey(this.db, id);
     if (!deleted) throw new AppError("NOT_FOUND", "API key not found");
-    this.keyCache.delete(deleted.key_hash);
+    await this.keyChanged(deleted.key_hash);
   }
 
   /**

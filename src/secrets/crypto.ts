@@ -23,7 +23,13 @@ export function loadMasterKey(dataDir: string, configured: string | undefined): 
     return key;
   }
   const key = crypto.randomBytes(32);
-  fs.writeFileSync(file, key.toString("base64") + "\n", { mode: 0o600, flag: "wx" });
+  try {
+    fs.writeFileSync(file, key.toString("base64") + "\n", { mode: 0o600, flag: "wx" });
+  } catch (err) {
+    // Another host of `serve --workers` made it first: use that one.
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return loadMasterKey(dataDir, undefined);
+    throw err;
+  }
   return key;
 }
 

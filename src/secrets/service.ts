@@ -96,7 +96,7 @@ export class SecretService {
       });
       await this.bump(tx, projectId, functionId);
     });
-    this.invalidate(projectId, functionId);
+    await this.invalidate(projectId, functionId);
     return { name: input.name, type, created_at: now() };
   }
 
@@ -110,7 +110,7 @@ export class SecretService {
       return result.numDeletedRows > 0n;
     });
     if (!deleted) throw new AppError("NOT_FOUND", `Secret ${name} not found`);
-    this.invalidate(projectId, functionId);
+    await this.invalidate(projectId, functionId);
   }
 
   /** The env values a function's isolate receives: project secrets overlaid by its own. */
@@ -160,8 +160,8 @@ export class SecretService {
     else await secretStore.bumpFunction(tx, functionId);
   }
 
-  private invalidate(projectId: string, functionId: string) {
-    if (functionId === PROJECT_SCOPE) this.functions.invalidateProject(projectId);
-    else this.functions.invalidate(functionId);
+  private invalidate(projectId: string, functionId: string): Promise<void> {
+    if (functionId === PROJECT_SCOPE) return this.functions.invalidateProject(projectId);
+    return this.functions.invalidate(functionId);
   }
 }

@@ -254,7 +254,7 @@ describe("limits and load", () => {
 
   it("/metrics reports invocations, latency and the runtime in Prometheus text", async () => {
     const text = await (await fetch(`${server.url}/metrics`)).text();
-    assert.match(text, /^workerbase_invocations_total\{status="success"\} [1-9]\d*$/m);
+    assert.match(text, /^workerbase_invocations_total\{host="[^"]+",status="success"\} [1-9]\d*$/m);
     assert.match(text, /^workerbase_invocation_duration_seconds_count [1-9]\d*$/m);
     assert.match(
       text,
