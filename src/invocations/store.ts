@@ -4,10 +4,22 @@ import type { InvocationsTable } from "../store/schema.js";
 
 export type InvocationInsert = Insertable<InvocationsTable>;
 
+/**
+ * Rows per INSERT: 13 columns each, so 13,000 parameters, under PostgreSQL's 65,535 and
+ * SQLite's 32,766 per statement.
+ */
+const insertChunkRows = 1000;
+
 /** Queries for invocation records. */
 export const invocationStore = {
-  insertMany: (db: Store, rows: InvocationInsert[]) =>
-    db.insertInto("invocations").values(rows).execute(),
+  /** Inserts `rows`, in as many statements as the engines' parameter limits need. */
+  insertMany: async (db: Store, rows: InvocationInsert[]) => {
+    for (let i = 0; i < rows.length; i += insertChunkRows)
+      await db
+        .insertInto("invocations")
+        .values(rows.slice(i, i + insertChunkRows))
+        .execute();
+  },
 
   list: (
     db: Store,
