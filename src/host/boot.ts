@@ -15,6 +15,7 @@ import { functionRoutes } from "../functions/routes.js";
 import { createInvokeHandler, invokePath, Invoker } from "../functions/invoke.js";
 import { InvocationService } from "../invocations/service.js";
 import { InvocationMetrics } from "../invocations/metrics.js";
+import { InvocationRetention } from "../invocations/retention.js";
 import { invocationRoutes } from "../invocations/routes.js";
 import { RuntimePool, compatibilityDate } from "../runtime/pool.js";
 import { startInternalServer } from "../runtime/internal.js";
@@ -199,7 +200,21 @@ export async function startHost(
   }, 30_000);
   deploySweep.unref();
   secrets = new SecretService(db, box, functions);
-  const rateLimiter = new RateLimiter(config.rateLimitPerMinute);
+  const rateLimiter = new RateLimiter(config.rateLimitPerMinute, {
+    db,
+    clock,
+    syncMs: config.rateLimitSyncMs,
+    log,
+  });
+  rateLimiter.start();
+  const retention = new InvocationRetention(db, {
+    retentionMs: config.invocationRetentionMs,
+    perFunction: config.invocationsPerFunction,
+    intervalMs: config.invocationPruneMs,
+    clock,
+    log,
+  });
+  retention.start();
   const keyGuard = new KeyGuard(config.maxFailedKeyAttemptsPerMinute);
 
   const app = withErrors(new Hono(), log);
@@ -225,7 +240,15 @@ export async function startHost(
   );
   app.route("/admin/v1", withErrors(adminRoutes(projects, config.adminKey, keyGuard), log));
   const workflowInvoker = new Invoker(pool, invocations, functions, metrics);
-  const workflows = createWorkflows({ db, config, functions, invoker: workflowInvoker, log });
+  const workflows = createWorkflows({
+    db,
+    hostId,
+    clock,
+    config,
+    functions,
+    invoker: workflowInvoker,
+    log,
+  });
   app.route(
     "/mcp",
     withErrors(
@@ -255,6 +278,8 @@ export async function startHost(
   );
   const hooks = createWebhooks({
     db,
+    hostId,
+    clock,
     config,
     functions,
     invoker: new Invoker(pool, invocations, functions, metrics),
@@ -308,6 +333,8 @@ export async function startHost(
       await workflowsStopped;
       await functions!.settle();
       await invocations.flush();
+      await retention.stop();
+      await rateLimiter.stop();
       await pool!.stop();
       await databases.stop();
       await internal.close();

@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { AppError } from "../http/errors.js";
-import { now, type Store } from "../store/db.js";
+import { isUniqueViolation, now, type Store } from "../store/db.js";
 import { projectStore } from "./store.js";
 import type { ChangeFeed } from "../store/changes.js";
 
@@ -130,16 +130,39 @@ export class ProjectService {
     let project = await projectStore.projectByName(this.db, "default");
     let created = false;
     if (!project) {
-      const id = crypto.randomUUID();
-      await projectStore.insertProject(this.db, { id, name: "default", created_at: now() });
+      // Hosts of a cluster starting together on an empty store agree on one default project:
+      // the first id written to cluster_meta wins, and every host creates that one.
+      const candidate = crypto.randomUUID();
+      await this.db
+        .insertInto("cluster_meta")
+        .values({ name: "default_project", value: candidate })
+        .onConflict((oc) => oc.column("name").doNothing())
+        .execute();
+      const { value: id } = await this.db
+        .selectFrom("cluster_meta")
+        .select("value")
+        .where("name", "=", "default_project")
+        .executeTakeFirstOrThrow();
+      await this.db
+        .insertInto("projects")
+        .values({ id, name: "default", created_at: now() })
+        .onConflict((oc) => oc.column("id").doNothing())
+        .execute();
       project = await projectStore.projectById(this.db, id);
-      created = true;
+      created = id === candidate;
     }
     const projectId = project!.id;
     if (configuredKey) {
-      const existing = await projectStore.keyByHash(this.db, hashKey(configuredKey));
-      if (!existing) await this.createKey(projectId, configuredKey);
-      else if (existing.project_id !== projectId) {
+      let existing = await projectStore.keyByHash(this.db, hashKey(configuredKey));
+      if (!existing) {
+        try {
+          await this.createKey(projectId, configuredKey);
+        } catch (err) {
+          if (!isUniqueViolation(err)) throw err; // another host stored it first
+        }
+        existing = await projectStore.keyByHash(this.db, hashKey(configuredKey));
+      }
+      if (existing && existing.project_id !== projectId) {
         throw new Error("WORKERBASE_API_KEY already belongs to another project");
       }
     } else if (created) {
