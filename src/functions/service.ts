@@ -74,7 +74,7 @@ export class FunctionService {
     options.changes?.on((change) => {
       if (change.topic === "function") this.forget(change.key);
       else if (change.topic === "project") this.forgetProject(change.key);
-      else if (change.topic === "hold") void this.refreshHold(change.key);
+      else if (change.topic === "hold") return this.refreshHold(change.key);
     });
     options.changes?.onReset(() => {
       this.forgetAll();

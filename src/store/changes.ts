@@ -38,7 +38,7 @@ const keepMs = 10 * 60_000;
 export class ChangeFeed {
   private cursor = 0;
   private own = new Set<number>();
-  private handlers = new Set<(change: Change) => void>();
+  private handlers = new Set<(change: Change) => void | Promise<void>>();
   private resets = new Set<() => void>();
   private timer?: NodeJS.Timeout;
   private polling?: Promise<void>;
@@ -55,8 +55,8 @@ export class ChangeFeed {
     private o: ChangeFeedOptions,
   ) {}
 
-  /** Calls `handler` with every change another host makes. */
-  on(handler: (change: Change) => void): void {
+  /** Calls `handler` with every change another host makes (a poll awaits what it returns). */
+  on(handler: (change: Change) => void | Promise<void>): void {
     this.handlers.add(handler);
   }
 
@@ -131,7 +131,8 @@ export class ChangeFeed {
           const seq = Number(row.seq);
           this.cursor = Math.max(this.cursor, seq);
           // This host applied its own changes when it made them.
-          if (!this.own.delete(seq)) this.apply({ topic: row.topic as ChangeTopic, key: row.key });
+          if (!this.own.delete(seq))
+            await this.apply({ topic: row.topic as ChangeTopic, key: row.key });
         }
         if (rows.length < 500) break;
       }
@@ -157,14 +158,19 @@ export class ChangeFeed {
     }
   }
 
-  private apply(change: Change) {
+  private async apply(change: Change): Promise<void> {
+    const failed = (err: unknown) =>
+      this.o.log(`applying a change (${change.topic}) failed: ${(err as Error).stack}`);
+    const pending: Promise<void>[] = [];
     for (const handler of this.handlers) {
       try {
-        handler(change);
+        const result = handler(change);
+        if (result) pending.push(result.catch(failed));
       } catch (err) {
-        this.o.log(`applying a change (${change.topic}) failed: ${(err as Error).stack}`);
+        failed(err);
       }
     }
+    await Promise.all(pending);
   }
 
   private reset() {
@@ -195,7 +201,7 @@ export class ChangeFeed {
       if (msg.channel !== channel || !msg.payload) return;
       const [host, topic, ...rest] = msg.payload.split(" ");
       if (host === this.o.hostId) return;
-      this.apply({ topic: topic as ChangeTopic, key: rest.join(" ") });
+      void this.apply({ topic: topic as ChangeTopic, key: rest.join(" ") });
     });
     try {
       await client.connect();
