@@ -3,9 +3,11 @@ import type { FunctionService } from "../functions/service.js";
 import { isStrippedHeader, statusOf, type Invoker } from "../functions/invoke.js";
 import { egressFetch, EgressError } from "../http/egress.js";
 import type { SecretBox } from "../secrets/crypto.js";
+import { ClaimLoop } from "../store/claimloop.js";
+import type { Clock } from "../store/clock.js";
 import { now, type Store } from "../store/db.js";
-import { ClaimLoop } from "./loop.js";
-import { webhookStore, type DeliveryRow, type WebhookRow } from "./store.js";
+import { release, renew } from "../store/leases.js";
+import { deliveryLeases, webhookStore, type DeliveryRow, type WebhookRow } from "./store.js";
 
 /** The outcome of one delivery attempt. */
 export interface AttemptOutcome {
@@ -133,6 +135,9 @@ export class DeliverySender {
 }
 
 export interface WorkerOptions {
+  /** This host, as the owner of the deliveries it claims. */
+  hostId: string;
+  clock: Clock;
   pollMs: number;
   maxInFlight: number;
   leaseMs: number;
@@ -146,8 +151,6 @@ export interface WorkerOptions {
  * subscription and conversation), attempts each, and schedules retries or gives up.
  */
 export class DeliveryWorker {
-  /** This host, as the owner of the deliveries it claims. */
-  readonly owner = `host-${crypto.randomUUID()}`;
   private loop: ClaimLoop<DeliveryRow>;
 
   constructor(
@@ -155,26 +158,26 @@ export class DeliveryWorker {
     private sender: DeliverySender,
     private o: WorkerOptions,
   ) {
+    const ids = (items: DeliveryRow[]) => items.map((d) => d.id);
     this.loop = new ClaimLoop<DeliveryRow>({
       name: "webhook deliveries",
       pollMs: o.pollMs,
       maxInFlight: o.maxInFlight,
-      claim: (limit) =>
+      leaseMs: o.leaseMs,
+      clock: o.clock,
+      key: (d) => d.id,
+      claim: (limit, { now, ownToo }) =>
         webhookStore.claim(db, {
-          owner: this.owner,
-          now: Date.now(),
-          // Past the attempt's own time limit, so a live attempt never loses its lease.
+          owner: o.hostId,
+          now,
           leaseMs: o.leaseMs,
           holdBackMs: o.holdBackMs,
           limit,
+          ownToo,
         }),
       run: (d) => this.attempt(d),
-      release: (items) =>
-        webhookStore.release(
-          db,
-          items.map((d) => d.id),
-          this.owner,
-        ),
+      renew: (items, now) => renew(db, deliveryLeases, ids(items), o.hostId, now + o.leaseMs),
+      release: (items) => release(db, deliveryLeases, ids(items), o.hostId),
       log: o.log,
     });
   }
@@ -194,10 +197,11 @@ export class DeliveryWorker {
   }
 
   private async attempt(d: DeliveryRow): Promise<void> {
+    const owner = this.o.hostId;
     const webhook = await webhookStore.anyById(this.db, d.webhook_id);
     const at = now();
     if (!webhook) {
-      await webhookStore.finish(this.db, d.id, this.owner, {
+      await webhookStore.finish(this.db, d.id, owner, {
         status: "failed",
         last_error: "Cancelled: the subscription was deleted",
         updated_at: at,
@@ -208,7 +212,7 @@ export class DeliveryWorker {
     const attempts = d.attempts + 1;
     const finished = now();
     if (outcome.ok) {
-      await webhookStore.finish(this.db, d.id, this.owner, {
+      await webhookStore.finish(this.db, d.id, owner, {
         status: "delivered",
         attempts,
         last_status_code: outcome.statusCode,
@@ -219,12 +223,12 @@ export class DeliveryWorker {
       return;
     }
     const delay = this.o.retryDelaysMs[attempts - 1];
-    await webhookStore.finish(this.db, d.id, this.owner, {
+    await webhookStore.finish(this.db, d.id, owner, {
       status: delay === undefined ? "failed" : "pending",
       attempts,
       last_status_code: outcome.statusCode,
       last_error: outcome.error,
-      next_attempt_at: delay === undefined ? d.next_attempt_at : Date.now() + delay,
+      next_attempt_at: delay === undefined ? d.next_attempt_at : this.o.clock.now() + delay,
       updated_at: finished,
     });
   }

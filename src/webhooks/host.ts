@@ -2,6 +2,7 @@ import type { Config } from "../host/config.js";
 import type { FunctionService } from "../functions/service.js";
 import type { Invoker } from "../functions/invoke.js";
 import { loadMasterKey, SecretBox } from "../secrets/crypto.js";
+import type { Clock } from "../store/clock.js";
 import type { Store } from "../store/db.js";
 import type { WorkflowService } from "../workflows/service.js";
 import { DeliverySender, DeliveryWorker } from "./deliveries.js";
@@ -12,6 +13,10 @@ import { WhatsAppService } from "./whatsapp.js";
 
 export interface WebhookDeps {
   db: Store;
+  /** This host, as the owner of the deliveries and messages it claims. */
+  hostId: string;
+  /** The time of retries and leases. */
+  clock: Clock;
   config: Config;
   functions: FunctionService;
   invoker: Invoker;
@@ -23,7 +28,15 @@ export interface WebhookDeps {
  * route), the delivery worker and the inbound queue, started after listen and stopped on
  * shutdown.
  */
-export function createWebhooks({ db, config, functions, invoker, log }: WebhookDeps) {
+export function createWebhooks({
+  db,
+  hostId,
+  clock,
+  config,
+  functions,
+  invoker,
+  log,
+}: WebhookDeps) {
   const box = new SecretBox(loadMasterKey(config.dataDir, config.masterKey));
   const sender = new DeliverySender({
     functions,
@@ -34,6 +47,8 @@ export function createWebhooks({ db, config, functions, invoker, log }: WebhookD
     attemptTimeoutMs: config.webhookAttemptTimeoutMs,
   });
   const worker = new DeliveryWorker(db, sender, {
+    hostId,
+    clock,
     pollMs: config.webhookPollMs,
     maxInFlight: config.webhookMaxInFlight,
     leaseMs: config.webhookLeaseMs,
@@ -43,6 +58,7 @@ export function createWebhooks({ db, config, functions, invoker, log }: WebhookD
   });
   const webhooks = new WebhookService(db, box, functions, sender, {
     allowPrivateNetwork: config.allowPrivateNetwork,
+    clock,
     kick: () => worker.kick(),
   });
   let inbound: InboundQueue | undefined;
@@ -70,6 +86,8 @@ export function createWebhooks({ db, config, functions, invoker, log }: WebhookD
       // Kept through shutdown: an execution finishing then still gets its event stored.
       emitWorkflowEvents(workflows, webhooks, log);
       inbound = new InboundQueue(db, whatsapp, workflows, {
+        hostId,
+        clock,
         pollMs: config.webhookPollMs,
         maxInFlight: config.webhookMaxInFlight,
         leaseMs: config.workflowLeaseMs,

@@ -1,11 +1,12 @@
-import crypto from "node:crypto";
+import { ClaimLoop } from "../store/claimloop.js";
+import type { Clock } from "../store/clock.js";
 import type { Store } from "../store/db.js";
+import { release, renew } from "../store/leases.js";
 import type { FinishedExecution, WorkflowService } from "../workflows/service.js";
 import { executionFinished } from "./events.js";
-import { ClaimLoop } from "./loop.js";
 import type { WebhookService } from "./service.js";
 import type { WhatsAppService } from "./whatsapp.js";
-import { whatsappStore, type MessageRow } from "./whatsapp-store.js";
+import { inboundLeases, whatsappStore, type MessageRow } from "./whatsapp-store.js";
 
 /** What the inbound queue needs of the workflows engine. */
 export type InboundWorkflows = Pick<
@@ -14,6 +15,9 @@ export type InboundWorkflows = Pick<
 >;
 
 export interface InboundOptions {
+  /** This host, as the owner of the messages it claims. */
+  hostId: string;
+  clock: Clock;
   pollMs: number;
   maxInFlight: number;
   leaseMs: number;
@@ -27,7 +31,6 @@ export interface InboundOptions {
  * `inbound_message` workflows start, with `whatsapp_context` in both cases.
  */
 export class InboundQueue {
-  readonly owner = `host-${crypto.randomUUID()}`;
   private loop: ClaimLoop<MessageRow>;
   private stopping = false;
 
@@ -37,18 +40,25 @@ export class InboundQueue {
     private workflows: InboundWorkflows,
     private o: InboundOptions,
   ) {
+    const seqs = (items: MessageRow[]) => items.map((m) => m.seq);
     this.loop = new ClaimLoop<MessageRow>({
       name: "inbound messages",
       pollMs: o.pollMs,
       maxInFlight: o.maxInFlight,
-      claim: (limit) => whatsappStore.claimDispatch(db, this.owner, Date.now(), o.leaseMs, limit),
+      leaseMs: o.leaseMs,
+      clock: o.clock,
+      key: (m) => m.seq,
+      claim: (limit, { now, ownToo }) =>
+        whatsappStore.claimDispatch(db, {
+          owner: o.hostId,
+          now,
+          leaseMs: o.leaseMs,
+          limit,
+          ownToo,
+        }),
       run: (m) => this.dispatch(m),
-      release: (items) =>
-        whatsappStore.releaseDispatch(
-          db,
-          items.map((m) => m.seq),
-          this.owner,
-        ),
+      renew: (items, now) => renew(db, inboundLeases, seqs(items), o.hostId, now + o.leaseMs),
+      release: (items) => release(db, inboundLeases, seqs(items), o.hostId),
       log: o.log,
     });
   }
@@ -92,13 +102,13 @@ export class InboundQueue {
     } catch (err) {
       if (this.stopping) {
         // Cut short by shutdown: hand it over again after the next start.
-        await whatsappStore.releaseDispatch(this.db, [m.seq], this.owner);
+        await release(this.db, inboundLeases, [m.seq], this.o.hostId);
         return;
       }
       // A message workflows cannot take is not retried forever: it would hold its conversation.
       this.o.log(`inbound message ${m.id}: workflows failed: ${(err as Error).message}`);
     }
-    await whatsappStore.finishDispatch(this.db, m.seq, this.owner);
+    await whatsappStore.finishDispatch(this.db, m.seq, this.o.hostId);
   }
 }
 

@@ -5,6 +5,7 @@ import { isPublicAddress } from "../http/egress.js";
 import { isUuid } from "../http/validate.js";
 import type { FunctionService } from "../functions/service.js";
 import type { SecretBox } from "../secrets/crypto.js";
+import type { Clock } from "../store/clock.js";
 import { now, type Store } from "../store/db.js";
 import { secretContext, type DeliverySender } from "./deliveries.js";
 import { sampleEvent, type PlatformEvent } from "./events.js";
@@ -18,6 +19,8 @@ import { webhookStore, type Db, type DeliveryRow, type WebhookRow } from "./stor
 
 export interface WebhookServiceOptions {
   allowPrivateNetwork: boolean;
+  /** The time deliveries are queued at (and first due). */
+  clock: Clock;
   /** Called after deliveries were stored, so the worker looks for them at once. */
   kick: () => void;
 }
@@ -190,8 +193,8 @@ export class WebhookService {
       attempts: 1,
       last_status_code: outcome.statusCode,
       last_error: outcome.error,
-      queued_at: Date.now(),
-      next_attempt_at: Date.now(),
+      queued_at: this.options.clock.now(),
+      next_attempt_at: this.options.clock.now(),
       lease_owner: null,
       lease_until: null,
       created_at: created,
@@ -231,7 +234,7 @@ export class WebhookService {
         });
       }
     }
-    await webhookStore.insertDeliveries(db, rows, now(), Date.now());
+    await webhookStore.insertDeliveries(db, rows, now(), this.options.clock.now());
     return rows.length;
   }
 

@@ -1,5 +1,6 @@
-import { sql, type Selectable, type Transaction } from "kysely";
+import type { Selectable, Transaction } from "kysely";
 import type { Store } from "../store/db.js";
+import { claim, type ClaimOptions, type LeaseSpec } from "../store/leases.js";
 import type { Database, WebhookDeliveriesTable, WebhooksTable } from "../store/schema.js";
 
 export type WebhookRow = Selectable<WebhooksTable>;
@@ -16,28 +17,50 @@ export interface DeliveryInsert {
   conversation_id: string | null;
 }
 
-export interface ClaimOptions {
-  owner: string;
-  now: number;
-  leaseMs: number;
+export interface DeliveryClaim extends ClaimOptions {
   holdBackMs: number;
-  limit: number;
 }
 
 /**
- * When pending delivery `d` may be attempted now: it is due, nobody holds it, and no earlier
- * delivery of the same subscription and conversation is in flight, not yet tried, or (for at
- * most `holdBackMs` after `d` was queued) waiting for its retry.
+ * Deliveries as leased work. Pending delivery `c` may be attempted when it is due and no
+ * earlier delivery of the same subscription and conversation is in flight, not yet tried,
+ * due itself (it goes first: one claim never takes two of a conversation), or (for at most
+ * `holdBackMs` after `c` was queued) waiting for its retry.
  */
-function eligible(now: number, holdBackMs: number) {
-  return sql<boolean>`d.status = 'pending' and d.next_attempt_at <= ${now}
-    and (d.lease_until is null or d.lease_until <= ${now})
-    and (d.conversation_id is null or not exists (
-      select 1 from webhook_deliveries e
-      where e.webhook_id = d.webhook_id and e.conversation_id = d.conversation_id
-        and e.status = 'pending' and e.seq < d.seq
-        and (e.lease_until > ${now} or e.attempts = 0 or d.queued_at + ${holdBackMs} > ${now})))`;
-}
+export const deliveryLeases: LeaseSpec<"webhook_deliveries", { holdBackMs: number }> = {
+  table: "webhook_deliveries",
+  id: "id",
+  owner: "lease_owner",
+  until: "lease_until",
+  order: ["seq"],
+  eligible: (eb, o) =>
+    eb.and([
+      eb("c.status", "=", "pending"),
+      eb("c.next_attempt_at", "<=", o.now),
+      eb.or([
+        eb("c.conversation_id", "is", null),
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom("webhook_deliveries as e")
+              .select("e.seq")
+              .whereRef("e.webhook_id", "=", "c.webhook_id")
+              .whereRef("e.conversation_id", "=", "c.conversation_id")
+              .where("e.status", "=", "pending")
+              .whereRef("e.seq", "<", "c.seq")
+              .where((eb) =>
+                eb.or([
+                  eb("e.lease_until", ">", o.now),
+                  eb("e.attempts", "=", 0),
+                  eb("e.next_attempt_at", "<=", o.now),
+                  eb("c.queued_at", ">", o.now - o.holdBackMs),
+                ]),
+              ),
+          ),
+        ),
+      ]),
+    ]),
+};
 
 /** Queries for subscriptions and their deliveries. */
 export const webhookStore = {
@@ -104,28 +127,8 @@ export const webhookStore = {
   insertFinished: (db: Db, row: DeliveryRow | Omit<DeliveryRow, "seq">) =>
     db.insertInto("webhook_deliveries").values(row).execute(),
 
-  /**
-   * Claims up to `limit` deliveries that may be attempted now, in event order. Each claim is a
-   * conditional update, so two hosts never attempt the same delivery at once.
-   */
-  claim: async (db: Store, o: ClaimOptions): Promise<DeliveryRow[]> => {
-    const candidates = await sql<{ id: string }>`select d.id from webhook_deliveries d
-      where ${eligible(o.now, o.holdBackMs)} order by d.seq limit ${o.limit}`.execute(db);
-    const claimed: string[] = [];
-    for (const { id } of candidates.rows) {
-      const result = await sql`update webhook_deliveries as d
-        set lease_owner = ${o.owner}, lease_until = ${o.now + o.leaseMs}
-        where d.id = ${id} and ${eligible(o.now, o.holdBackMs)}`.execute(db);
-      if (Number(result.numAffectedRows ?? 0) === 1) claimed.push(id);
-    }
-    if (claimed.length === 0) return [];
-    return db
-      .selectFrom("webhook_deliveries")
-      .selectAll()
-      .where("id", "in", claimed)
-      .orderBy("seq")
-      .execute();
-  },
+  /** Claims up to `limit` deliveries that may be attempted now, in event order. */
+  claim: (db: Store, o: DeliveryClaim): Promise<DeliveryRow[]> => claim(db, deliveryLeases, o),
 
   /** Writes an attempt's outcome, if this host still holds the delivery. */
   finish: (db: Db, id: string, owner: string, patch: Partial<DeliveryRow>) =>
@@ -136,17 +139,6 @@ export const webhookStore = {
       .where("lease_owner", "=", owner)
       .where("status", "=", "pending")
       .execute(),
-
-  /** Gives deliveries back unattempted (shutdown while an attempt was still running). */
-  release: async (db: Db, ids: string[], owner: string): Promise<void> => {
-    if (ids.length === 0) return;
-    await db
-      .updateTable("webhook_deliveries")
-      .set({ lease_owner: null, lease_until: null })
-      .where("id", "in", ids)
-      .where("lease_owner", "=", owner)
-      .execute();
-  },
 
   cancelPending: (db: Db, webhookId: string, at: string) =>
     db

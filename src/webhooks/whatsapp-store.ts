@@ -1,5 +1,6 @@
-import { sql, type Selectable } from "kysely";
+import type { Selectable } from "kysely";
 import type { Store } from "../store/db.js";
+import { claim, type ClaimOptions, type LeaseSpec } from "../store/leases.js";
 import type {
   WhatsappConversationsTable,
   WhatsappMessagesTable,
@@ -12,14 +13,31 @@ export type ConversationRow = Selectable<WhatsappConversationsTable>;
 export type MessageRow = Selectable<WhatsappMessagesTable>;
 
 /**
- * When a message may be handed to workflows now: nobody holds it, and no earlier message of
- * its conversation is still waiting or being handed over (a conversation's messages go in order).
+ * Inbound messages as leased work, to be handed to workflows: a message may go when no
+ * earlier message of its conversation is still waiting or being handed over (a
+ * conversation's messages go in order).
  */
-function dispatchable(now: number) {
-  return sql<boolean>`m.dispatch = 'pending' and (m.lease_until is null or m.lease_until <= ${now})
-    and not exists (select 1 from whatsapp_messages p
-      where p.conversation_id = m.conversation_id and p.dispatch = 'pending' and p.seq < m.seq)`;
-}
+export const inboundLeases: LeaseSpec<"whatsapp_messages"> = {
+  table: "whatsapp_messages",
+  id: "seq",
+  owner: "lease_owner",
+  until: "lease_until",
+  order: ["seq"],
+  eligible: (eb) =>
+    eb.and([
+      eb("c.dispatch", "=", "pending"),
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom("whatsapp_messages as p")
+            .select("p.seq")
+            .whereRef("p.conversation_id", "=", "c.conversation_id")
+            .where("p.dispatch", "=", "pending")
+            .whereRef("p.seq", "<", "c.seq"),
+        ),
+      ),
+    ]),
+};
 
 /** Queries for WhatsApp phone numbers, conversations and messages. */
 export const whatsappStore = {
@@ -119,24 +137,7 @@ export const whatsappStore = {
   },
 
   /** Claims messages to hand to workflows, at most one per conversation at a time. */
-  claimDispatch: async (db: Store, owner: string, now: number, leaseMs: number, limit: number) => {
-    const candidates = await sql<{ seq: number }>`select m.seq from whatsapp_messages m
-      where ${dispatchable(now)} order by m.seq limit ${limit}`.execute(db);
-    const claimed: number[] = [];
-    for (const { seq } of candidates.rows) {
-      const result = await sql`update whatsapp_messages as m
-        set lease_owner = ${owner}, lease_until = ${now + leaseMs}
-        where m.seq = ${seq} and ${dispatchable(now)}`.execute(db);
-      if (Number(result.numAffectedRows ?? 0) === 1) claimed.push(seq);
-    }
-    if (claimed.length === 0) return [];
-    return db
-      .selectFrom("whatsapp_messages")
-      .selectAll()
-      .where("seq", "in", claimed)
-      .orderBy("seq")
-      .execute();
-  },
+  claimDispatch: (db: Store, o: ClaimOptions): Promise<MessageRow[]> => claim(db, inboundLeases, o),
 
   finishDispatch: (db: Db, seq: number, owner: string) =>
     db
@@ -145,14 +146,4 @@ export const whatsappStore = {
       .where("seq", "=", seq)
       .where("lease_owner", "=", owner)
       .execute(),
-
-  releaseDispatch: async (db: Db, seqs: number[], owner: string): Promise<void> => {
-    if (seqs.length === 0) return;
-    await db
-      .updateTable("whatsapp_messages")
-      .set({ lease_owner: null, lease_until: null })
-      .where("seq", "in", seqs)
-      .where("lease_owner", "=", owner)
-      .execute();
-  },
 };
