@@ -1,15 +1,20 @@
 import crypto from "node:crypto";
+import { ClaimLoop } from "../store/claimloop.js";
+import type { Clock } from "../store/clock.js";
 import type { Store } from "../store/db.js";
+import { release, renew } from "../store/leases.js";
 import { compile, type CompiledDefinition, type CompiledNode } from "./definition.js";
 import type { Definition } from "./schema.js";
 import { StepRunner, type FlowEvent, type RunState, type StepOutcome } from "./steps.js";
-import { workflowStore, type EventInsert, type ExecutionRow } from "./store.js";
+import { executionLeases, workflowStore, type EventInsert, type ExecutionRow } from "./store.js";
 import { transition, type PendingEvent } from "./transition.js";
 
 export interface EngineOptions {
   /** Identifies this host across its restarts, so it takes back its own executions at once. */
   hostId: string;
+  clock: Clock;
   leaseMs: number;
+  /** How often the store is looked at for abandoned executions and passed wait timeouts. */
   sweepMs: number;
   maxVarsBytes: number;
   log: (line: string) => void;
@@ -35,19 +40,29 @@ export interface NewExecution {
   conversationId?: string;
 }
 
+/** What the engine's claim loop runs: an execution to drive, or a wait timeout to fire. */
+type Work =
+  | { kind: "claimed"; id: string; row: ExecutionRow }
+  | { kind: "started"; id: string; state: RunState }
+  | { kind: "timeout"; id: string };
+
 /**
- * Runs workflow executions. Every execution is claimed from the store under a lease and
- * stored after each step (its state, the step it is at, and the step's events in one
- * transaction), so a restarted host continues its own executions after their last completed
- * step, and any host takes over one whose lease ran out. Waiting executions hold no lease;
- * their timeouts are found by a periodic sweep.
+ * Most executions one host drives at once from claims; those it begins or resumes itself
+ * always start at once. High because a step mostly waits (on a function or a URL).
+ */
+const maxClaimedInFlight = 1000;
+
+/**
+ * Runs workflow executions. Every execution runs under a lease in the store (renewed while
+ * it runs) and is stored after each step (its state, the step it is at, and the step's
+ * events in one transaction), so a restarted host continues its own executions after their
+ * last completed step, and any host takes over one whose lease ran out. Waiting executions
+ * hold no lease; the same claim loop finds those whose timeout passed.
  */
 export class WorkflowEngine {
-  private active = new Map<string, Promise<void>>();
   private definitions = new Map<string, CompiledDefinition>();
   private listeners = new Set<(e: ExecutionFinished) => void>();
-  private timers: NodeJS.Timeout[] = [];
-  private sweeping: Promise<void> | undefined;
+  private loop: ClaimLoop<Work>;
   private stopping = false;
   /** Set once shutdown stopped waiting: late step results are then dropped, not stored. */
   private abandoned = false;
@@ -56,35 +71,50 @@ export class WorkflowEngine {
     private db: Store,
     private steps: StepRunner,
     private options: EngineOptions,
-  ) {}
+  ) {
+    const { hostId, leaseMs } = options;
+    const ids = (items: Work[]) => items.map((w) => w.id);
+    this.loop = new ClaimLoop<Work>({
+      name: "workflow executions",
+      pollMs: options.sweepMs,
+      maxInFlight: maxClaimedInFlight,
+      leaseMs,
+      clock: options.clock,
+      key: (w) => w.id,
+      claim: async (limit, { now, ownToo }) => {
+        const rows = await workflowStore.claim(db, { owner: hostId, now, leaseMs, limit, ownToo });
+        const work: Work[] = rows.map((row) => ({ kind: "claimed", id: row.id, row }));
+        if (work.length < limit)
+          for (const { id } of await workflowStore.timedOut(db, now, limit - work.length))
+            work.push({ kind: "timeout", id });
+        return work;
+      },
+      run: (w) => this.run(w),
+      renew: (items, now) => renew(db, executionLeases, ids(items), hostId, now + leaseMs),
+      release: (items) => {
+        this.abandoned = true;
+        return release(db, executionLeases, ids(items), hostId);
+      },
+      log: options.log,
+    });
+  }
 
-  /** Takes back this host's running executions and starts the sweep and lease renewal. */
-  async start(): Promise<void> {
-    for (const { id } of await workflowStore.ownedRunning(this.db, this.options.hostId))
-      await this.takeOver(id);
-    const sweep = setInterval(() => void this.sweep(), this.options.sweepMs);
-    const renew = setInterval(
-      () => void this.renewLeases(),
-      Math.max(1000, this.options.leaseMs / 3),
-    );
-    sweep.unref();
-    renew.unref();
-    this.timers.push(sweep, renew);
+  /**
+   * Takes back this host's running executions (resolving once they are running again), then
+   * keeps looking for abandoned executions and passed wait timeouts.
+   */
+  start(): Promise<void> {
+    return this.loop.start();
   }
 
   /**
    * Stops taking work; steps in progress get until `deadlineMs` (epoch ms) to finish and be
-   * stored. A step still running then is dropped and runs again after the next start.
+   * stored. A step still running then is dropped, its execution handed back to the store,
+   * and it runs again on the next host to claim it (this one after a restart, or another).
    */
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
-    for (const t of this.timers) clearInterval(t);
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<void>(
-      (r) => (timer = setTimeout(r, Math.max(0, deadlineMs - Date.now()))),
-    );
-    await Promise.race([Promise.allSettled([...this.active.values(), this.sweeping]), expired]);
-    clearTimeout(timer);
+    await this.loop.stop(deadlineMs);
     this.abandoned = true;
   }
 
@@ -98,7 +128,8 @@ export class WorkflowEngine {
   async begin(input: NewExecution): Promise<RunState> {
     const def = await this.definition(input.versionId);
     const id = crypto.randomUUID();
-    const at = new Date().toISOString();
+    const nowMs = this.options.clock.now();
+    const at = new Date(nowMs).toISOString();
     const system = {
       workflow_id: input.workflowId,
       workflow_execution_id: id,
@@ -152,7 +183,7 @@ export class WorkflowEngine {
         step_entries: JSON.stringify(state.entries),
         error_details: null,
         lease_owner: this.options.hostId,
-        due_at: Date.now() + this.options.leaseMs,
+        due_at: nowMs + this.options.leaseMs,
         created_at: at,
         updated_at: at,
       });
@@ -166,12 +197,22 @@ export class WorkflowEngine {
    * Continues a waiting execution on its `next` edge: with the user's input, or because its
    * timeout passed. Null when it was not waiting (or another caller resumed it first).
    */
-  async resume(
-    id: string,
-    how: { reason: "input"; input: string; whatsappContext?: unknown } | { reason: "timeout" },
-  ): Promise<RunState | null> {
+  async resume(id: string, how: Resume): Promise<RunState | null> {
+    const state = await this.wake(id, how);
+    if (state) this.launch(state);
+    return state;
+  }
+
+  /**
+   * Moves a waiting execution on to its next step, leased to this host; does not run it.
+   * Only the wait that was read moves on: a timeout seen just before an input resumed the
+   * execution (which may wait again by now) changes nothing.
+   */
+  private async wake(id: string, how: Resume): Promise<RunState | null> {
     const row = await workflowStore.execution(this.db, id);
     if (!row || row.status !== "waiting") return null;
+    if (how.reason === "timeout" && (row.due_at === null || row.due_at > this.options.clock.now()))
+      return null;
     const state = await this.toState(row);
     const node = state.def.nodes.get(state.currentStepId);
     if (!node) return null;
@@ -192,23 +233,40 @@ export class WorkflowEngine {
       payload: { reason: how.reason },
     };
     const next: StepOutcome = { kind: "next", label: "next", patch };
-    const ok = await this.commit(state, node, next, "waiting", [resumed], extra);
-    if (!ok) return null;
-    this.launch(state);
-    return state;
+    const ok = await this.commit(state, node, next, { waiting: row.updated_at }, [resumed], extra);
+    return ok ? state : null;
   }
 
+  /**
+   * Runs an execution this host just began or resumed, now, in the claim loop (so its lease
+   * is renewed). Once shutdown began, it goes back to the store for another host instead.
+   */
   private launch(state: RunState) {
-    if (state.status !== "running" || this.stopping || this.active.has(state.id)) return;
-    const task = this.drive(state)
-      .catch((err) =>
-        this.options.log(`workflow execution ${state.id} stopped: ${(err as Error).stack}`),
-      )
-      .finally(() => this.active.delete(state.id));
-    this.active.set(state.id, task);
+    if (state.status !== "running") return;
+    if (!this.loop.adopt({ kind: "started", id: state.id, state }))
+      release(this.db, executionLeases, [state.id], this.options.hostId).catch((err) =>
+        this.options.log(`handing back workflow execution ${state.id} failed: ${err}`),
+      );
   }
 
-  /** Runs steps until the execution waits, ends or fails (or the host stops). */
+  private async run(w: Work): Promise<void> {
+    try {
+      const state =
+        w.kind === "started"
+          ? w.state
+          : w.kind === "claimed"
+            ? await this.toState(w.row)
+            : await this.wake(w.id, { reason: "timeout" });
+      if (state) await this.drive(state);
+    } catch (err) {
+      this.options.log(`workflow execution ${w.id} stopped: ${(err as Error).stack}`);
+    }
+  }
+
+  /**
+   * Runs steps until the execution waits, ends or fails, or the host stops: then the
+   * execution goes back to the store at once, for whichever host claims it next.
+   */
   private async drive(state: RunState) {
     while (state.status === "running" && !this.stopping) {
       const node = state.def.nodes.get(state.currentStepId);
@@ -234,21 +292,24 @@ export class WorkflowEngine {
         return;
       }
     }
+    if (state.status === "running" && !this.abandoned)
+      await release(this.db, executionLeases, [state.id], this.options.hostId);
   }
 
   /**
    * Stores what a step came to, with its events, in one transaction; only while the
-   * execution is still in `from` (and this host's, when running). False if it was not.
+   * execution is still this host's and running, or still the wait last updated at
+   * `from.waiting`. False if it was not.
    */
   private async commit(
     state: RunState,
     node: CompiledNode,
     outcome: StepOutcome,
-    from: "running" | "waiting",
+    from: "running" | { waiting: string },
     pre: PendingEvent[] = [],
     extra: { whatsapp_context?: string } = {},
   ): Promise<boolean> {
-    const nowMs = Date.now();
+    const nowMs = this.options.clock.now();
     const at = new Date(nowMs).toISOString();
     const next = transition(state, node, outcome, {
       nowMs,
@@ -270,11 +331,19 @@ export class WorkflowEngine {
       updated_at: at,
       ...extra,
     };
-    const owner = from === "running" ? this.options.hostId : null;
+    const running = from === "running";
     const stored = await this.db
       .transaction()
       .execute(async (tx) => {
-        if (!(await workflowStore.updateExecutionIf(tx, state.id, from, owner, patch))) throw lost;
+        const updated = await workflowStore.updateExecutionIf(
+          tx,
+          state.id,
+          running ? "running" : "waiting",
+          running ? this.options.hostId : null,
+          patch,
+          running ? undefined : from.waiting,
+        );
+        if (!updated) throw lost;
         await workflowStore.insertEvents(tx, rows);
         return true;
       })
@@ -353,49 +422,6 @@ export class WorkflowEngine {
     };
   }
 
-  /** Claims a running execution (this host's, or one whose lease ran out) and runs it. */
-  private async takeOver(id: string) {
-    if (this.active.has(id) || this.stopping) return;
-    const now = Date.now();
-    if (!(await workflowStore.claim(this.db, id, this.options.hostId, now, this.options.leaseMs)))
-      return;
-    const row = await workflowStore.execution(this.db, id);
-    if (row) this.launch(await this.toState(row));
-  }
-
-  private sweep(): Promise<void> {
-    if (this.sweeping || this.stopping) return this.sweeping ?? Promise.resolve();
-    this.sweeping = (async () => {
-      try {
-        for (const row of await workflowStore.due(this.db, Date.now(), 100)) {
-          if (this.stopping) break;
-          if (this.active.has(row.id)) continue;
-          if (row.status === "waiting") await this.resume(row.id, { reason: "timeout" });
-          else await this.takeOver(row.id);
-        }
-      } catch (err) {
-        this.options.log(`workflow sweep failed: ${(err as Error).stack}`);
-      } finally {
-        this.sweeping = undefined;
-      }
-    })();
-    return this.sweeping;
-  }
-
-  private async renewLeases() {
-    if (this.active.size === 0 || this.stopping) return;
-    try {
-      await workflowStore.renewLeases(
-        this.db,
-        [...this.active.keys()],
-        this.options.hostId,
-        Date.now() + this.options.leaseMs,
-      );
-    } catch (err) {
-      this.options.log(`could not renew workflow leases: ${(err as Error).message}`);
-    }
-  }
-
   /** The last 10 events of an execution, oldest first, as functions see them. */
   async recentEvents(executionId: string): Promise<FlowEvent[]> {
     return (await workflowStore.recentEvents(this.db, executionId, 10)).map(toFlowEvent);
@@ -403,6 +429,8 @@ export class WorkflowEngine {
 }
 
 const lost = new Error("the execution changed meanwhile");
+
+type Resume = { reason: "input"; input: string; whatsappContext?: unknown } | { reason: "timeout" };
 
 function toFlowEvent(row: { event_type: string; payload: string; created_at: string }): FlowEvent {
   return {

@@ -4,6 +4,7 @@ import path from "node:path";
 import type { Config } from "../host/config.js";
 import type { FunctionService } from "../functions/service.js";
 import type { Invoker } from "../functions/invoke.js";
+import type { Clock } from "../store/clock.js";
 import type { Store } from "../store/db.js";
 import { WorkflowEngine } from "./engine.js";
 import { workflowRoutes } from "./routes.js";
@@ -12,6 +13,10 @@ import { StepRunner } from "./steps.js";
 
 export interface WorkflowDeps {
   db: Store;
+  /** This host, as the owner of the executions it runs. */
+  hostId: string;
+  /** The time of leases and wait timeouts. */
+  clock: Clock;
   config: Config;
   functions: FunctionService;
   invoker: Invoker;
@@ -39,8 +44,17 @@ export function hostIdFor(dataDir: string, worker?: number): string {
 }
 
 /** The workflows capability as the host wires it: service, routes, and the engine's lifecycle. */
-export function createWorkflows({ db, config, functions, invoker, log }: WorkflowDeps) {
+export function createWorkflows({
+  db,
+  hostId,
+  clock,
+  config,
+  functions,
+  invoker,
+  log,
+}: WorkflowDeps) {
   const steps = new StepRunner({
+    clock,
     functions,
     invoker,
     publicUrl: config.publicUrl,
@@ -49,7 +63,8 @@ export function createWorkflows({ db, config, functions, invoker, log }: Workflo
     log,
   });
   const engine = new WorkflowEngine(db, steps, {
-    hostId: hostIdFor(config.dataDir),
+    hostId,
+    clock,
     leaseMs: config.workflowLeaseMs,
     sweepMs: config.workflowSweepMs,
     maxVarsBytes: config.workflowMaxVarsBytes,
@@ -62,7 +77,7 @@ export function createWorkflows({ db, config, functions, invoker, log }: Workflo
     service,
     /** Mount on the /platform/v1 app at "/". */
     routes: workflowRoutes(service),
-    /** Continues this host's interrupted executions; starts wait timeouts and lease renewal. */
+    /** Continues this host's interrupted executions, then keeps claiming work and firing wait timeouts. */
     start: () => engine.start(),
     /** Stops taking work; steps in flight get until `deadline` (epoch ms) to be stored. */
     stop: (deadline: number) => engine.stop(deadline),

@@ -2,6 +2,7 @@ import type { FunctionService } from "../functions/service.js";
 import type { Invoker } from "../functions/invoke.js";
 import type { Trigger } from "../invocations/service.js";
 import { egressFetch, EgressError } from "../http/egress.js";
+import type { Clock } from "../store/clock.js";
 import { headerValueProblem } from "../webhooks/headers.js";
 import type { CompiledDefinition, CompiledNode } from "./definition.js";
 import type {
@@ -70,6 +71,8 @@ export type StepOutcome =
   | { kind: "fail"; error: ErrorDetails };
 
 export interface StepDeps {
+  /** The time wait timeouts count from. */
+  clock: Clock;
   functions: FunctionService;
   invoker: Invoker;
   publicUrl: string;
@@ -130,7 +133,10 @@ export class StepRunner {
           return await this.webhook(state, node, node.config as WebhookConfig);
         case "wait_for_response": {
           const minutes = (node.config as WaitConfig).timeout_minutes;
-          return { kind: "wait", dueAt: minutes ? Date.now() + minutes * 60_000 : null };
+          return {
+            kind: "wait",
+            dueAt: minutes ? this.deps.clock.now() + minutes * 60_000 : null,
+          };
         }
       }
     } catch (err) {

@@ -1,5 +1,6 @@
 import type { Insertable, Selectable, Updateable } from "kysely";
 import type { Store } from "../store/db.js";
+import { claim, type ClaimOptions, type LeaseSpec } from "../store/leases.js";
 import type {
   WorkflowEventsTable,
   WorkflowExecutionsTable,
@@ -13,6 +14,19 @@ export type EventRow = Selectable<WorkflowEventsTable>;
 export type EventInsert = Insertable<WorkflowEventsTable>;
 export type ExecutionPatch = Updateable<WorkflowExecutionsTable>;
 export type ExecutionStatus = ExecutionRow["status"];
+
+/**
+ * Running executions as leased work: `due_at` is a running execution's lease expiry (and a
+ * waiting one's timeout, which no lease claims).
+ */
+export const executionLeases: LeaseSpec<"workflow_executions"> = {
+  table: "workflow_executions",
+  id: "id",
+  owner: "lease_owner",
+  until: "due_at",
+  order: ["due_at"],
+  eligible: (eb) => eb("c.status", "=", "running"),
+};
 
 /** Workflows with their current definition. */
 function withDefinition(db: Store) {
@@ -77,13 +91,17 @@ export const workflowStore = {
   insertExecution: (db: Store, row: Insertable<WorkflowExecutionsTable>) =>
     db.insertInto("workflow_executions").values(row).execute(),
 
-  /** Applies `patch` only while the execution is in `status` (and held by `owner`, if given). */
+  /**
+   * Applies `patch` only while the execution is in `status` (and held by `owner`, and last
+   * updated at `updatedAt`, if given).
+   */
   updateExecutionIf: async (
     db: Store,
     id: string,
     status: ExecutionStatus,
     owner: string | null,
     patch: ExecutionPatch,
+    updatedAt?: string,
   ): Promise<boolean> => {
     let q = db
       .updateTable("workflow_executions")
@@ -91,49 +109,26 @@ export const workflowStore = {
       .where("id", "=", id)
       .where("status", "=", status);
     if (owner !== null) q = q.where("lease_owner", "=", owner);
+    if (updatedAt !== undefined) q = q.where("updated_at", "=", updatedAt);
     const result = await q.executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   },
 
-  /** Takes over a running execution that is this host's, or whose lease ran out. */
-  claim: async (db: Store, id: string, owner: string, nowMs: number, leaseMs: number) => {
-    const result = await db
-      .updateTable("workflow_executions")
-      .set({ lease_owner: owner, due_at: nowMs + leaseMs })
-      .where("id", "=", id)
-      .where("status", "=", "running")
-      .where((eb) => eb.or([eb("lease_owner", "=", owner), eb("due_at", "<=", nowMs)]))
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
-  },
+  /**
+   * Claims running executions whose lease ran out (their host died), or that this host held
+   * before a restart (`ownToo`), oldest lease first.
+   */
+  claim: (db: Store, o: ClaimOptions): Promise<ExecutionRow[]> => claim(db, executionLeases, o),
 
-  /** Running executions a previous run of this host held. */
-  ownedRunning: (db: Store, owner: string) =>
+  /** Waiting executions whose timeout has passed (each resumes by a conditional update). */
+  timedOut: (db: Store, nowMs: number, limit: number) =>
     db
       .selectFrom("workflow_executions")
       .select("id")
-      .where("status", "=", "running")
-      .where("lease_owner", "=", owner)
-      .execute(),
-
-  /** Executions whose lease or wait timeout has run out. */
-  due: (db: Store, nowMs: number, limit: number) =>
-    db
-      .selectFrom("workflow_executions")
-      .select(["id", "status"])
+      .where("status", "=", "waiting")
       .where("due_at", "<=", nowMs)
-      .where("status", "in", ["running", "waiting"])
       .orderBy("due_at")
       .limit(limit)
-      .execute(),
-
-  renewLeases: (db: Store, ids: string[], owner: string, dueAt: number) =>
-    db
-      .updateTable("workflow_executions")
-      .set({ due_at: dueAt })
-      .where("id", "in", ids)
-      .where("status", "=", "running")
-      .where("lease_owner", "=", owner)
       .execute(),
 
   waitingInConversation: (db: Store, projectId: string, conversationId: string) =>
