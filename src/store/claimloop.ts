@@ -84,6 +84,8 @@ export class ClaimLoop<T> {
     return true;
   }
 
+  private failing = false;
+
   private async tick(): Promise<void> {
     const free = this.o.maxInFlight - this.running.size;
     if (free <= 0) return;
@@ -92,8 +94,15 @@ export class ClaimLoop<T> {
     try {
       items = await this.o.claim(free, { now: this.o.clock.now(), ownToo });
     } catch (err) {
-      if (!this.stopped) this.o.log(`${this.o.name}: claiming failed: ${(err as Error).message}`);
+      // Said once per outage, not at every poll while the store is away.
+      if (!this.stopped && !this.failing)
+        this.o.log(`${this.o.name}: claiming failed: ${(err as Error).message}`);
+      this.failing = true;
       return;
+    }
+    if (this.failing) {
+      this.failing = false;
+      this.o.log(`${this.o.name}: claiming works again`);
     }
     if (ownToo && items.length < free) this.ownToo = false;
     for (const item of items) {

@@ -136,6 +136,10 @@ async function openPostgres(url: string, log: (line: string) => void): Promise<S
   });
   // Without a listener, an idle client's error (the server restarted) would end the process.
   pool.on("error", (err) => log(`PostgreSQL connection lost (${err.message}); reconnecting`));
+  // A connection that drops while checked out (between a transaction's statements) emits
+  // 'error' on its client, where the pool listens no more: without this it would end the
+  // process. The statement that next uses it fails, and the pool replaces it.
+  pool.on("connect", (client) => client.on("error", () => {}));
   try {
     const { rows } = await pool.query<{ version: string }>("select version() as version");
     if (!/^PostgreSQL /.test(String(rows[0]?.version)))
