@@ -62,7 +62,7 @@ export function kvRoutes(kv: KvService) {
     c.header("content-type", "application/octet-stream");
     if (found.metadata !== null) c.header("x-kv-metadata", headerSafeJson(found.metadata));
     if (found.expiration !== null) c.header("x-kv-expiration", String(found.expiration));
-    // better-sqlite3 hands out Buffers over plain ArrayBuffers.
+    // Both drivers (better-sqlite3, pg) hand out Buffers over plain ArrayBuffers.
     return c.body(found.value as Uint8Array<ArrayBuffer>);
   });
   app.put("/values/:key{.+}", async (c) => {

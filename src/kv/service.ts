@@ -1,4 +1,5 @@
 import { AppError } from "../http/errors.js";
+import { systemClock, type Clock } from "../store/clock.js";
 import type { Store } from "../store/db.js";
 import { kvStore } from "./store.js";
 
@@ -213,17 +214,17 @@ export class KvService {
   private sweeper?: NodeJS.Timeout;
   private sweeping?: Promise<unknown>;
 
-  /** `clock` gives milliseconds since the epoch (tests move it). */
+  /** `clock` says what time it is for expirations and sweeps (tests move a ManualClock). */
   constructor(
     private db: Store,
-    private clock: () => number = Date.now,
+    private clock: Clock = systemClock,
   ) {}
 
   /** A live value, or null when the key is absent or expired. */
   async get(projectId: string, key: string, options: { cacheTtl?: number } = {}) {
     const bytes = keyBytes(key);
     checkCacheTtl(options.cacheTtl);
-    const row = await kvStore.get(this.db, projectId, bytes, this.clock());
+    const row = await kvStore.get(this.db, projectId, bytes, this.clock.now());
     return row ?? null;
   }
 
@@ -245,7 +246,7 @@ export class KvService {
       checkCacheTtl(options.cacheTtl);
       return bytes;
     });
-    const rows = await kvStore.getMany(this.db, projectId, wanted, this.clock());
+    const rows = await kvStore.getMany(this.db, projectId, wanted, this.clock.now());
     const found = new Map(rows.map((row) => [row.key.toString("latin1"), row]));
     const out = new Map<string, unknown>();
     let chars = 0;
@@ -291,7 +292,7 @@ export class KvService {
     lengthHint?: number,
   ): Promise<void> {
     const bytes = keyBytes(key);
-    const expiration = expirationOf(options, this.clock());
+    const expiration = expirationOf(options, this.clock.now());
     const metadata = checkMetadata(options.metadata);
     const data = await readValue(value, lengthHint);
     await kvStore.put(this.db, projectId, { key: bytes, value: data, metadata, expiration });
@@ -325,7 +326,7 @@ export class KvService {
     const after = options.cursor
       ? Buffer.from(Buffer.from(options.cursor, "base64").toString("utf8"), "utf8")
       : null;
-    const rows = await kvStore.list(this.db, projectId, prefix, after, limit + 1, this.clock());
+    const rows = await kvStore.list(this.db, projectId, prefix, after, limit + 1, this.clock.now());
     const more = rows.length > limit;
     if (more) rows.length = limit;
     const keys = rows.map((row) => {
@@ -342,7 +343,7 @@ export class KvService {
   async sweepExpired(): Promise<number> {
     let total = 0;
     for (;;) {
-      const n = await kvStore.deleteExpired(this.db, this.clock(), kvLimits.sweepBatchRows);
+      const n = await kvStore.deleteExpired(this.db, this.clock.now(), kvLimits.sweepBatchRows);
       total += n;
       if (n < kvLimits.sweepBatchRows) return total;
       await new Promise((resolve) => setImmediate(resolve));

@@ -1,5 +1,5 @@
 import type { Compilable, CompiledQuery, ExpressionBuilder } from "kysely";
-import type { Store } from "../store/db.js";
+import { storeKind, type Store } from "../store/db.js";
 import type { Database } from "../store/schema.js";
 
 /** One stored pair as the service sees it; keys are UTF-8 bytes, compared bytewise. */
@@ -24,9 +24,13 @@ function prefixEnd(prefix: Buffer): Buffer | null {
 }
 
 // A row is live while its expiration (seconds) lies ahead of now (milliseconds); Cloudflare and
-// Miniflare treat a key as gone from the second its expiration names.
+// Miniflare treat a key as gone from the second its expiration names. Expirations are whole
+// seconds, and for an integer e, e > t exactly when e > floor(t): so the queries compare with
+// whole seconds, which PostgreSQL's bigint column requires (it refuses a fractional parameter).
+const nowSeconds = (nowMs: number) => Math.floor(nowMs / 1000);
+
 const live = (nowMs: number) => (eb: ExpressionBuilder<Database, "kv">) =>
-  eb.or([eb("expiration", "is", null), eb("expiration", ">", nowMs / 1000)]);
+  eb.or([eb("expiration", "is", null), eb("expiration", ">", nowSeconds(nowMs))]);
 
 /**
  * A hot query, built and compiled once per store: each call swaps in its own parameters, in
@@ -56,17 +60,25 @@ const getOne = prepared<[string, Buffer, number], Pick<KvRow, "value" | "metadat
       .where((eb) => eb.or([eb("expiration", "is", null), eb("expiration", ">", 0)])),
 );
 
+// An upsert both engines know; the new row's columns come from `excluded`, so the statement
+// keeps its five parameters.
 const putOne = prepared<[string, Buffer, Buffer, string | null, number | null], unknown>(5, (db) =>
   db
     .insertInto("kv")
-    .orReplace()
     .values({
       project_id: "",
       key: Buffer.alloc(0),
       value: Buffer.alloc(0),
       metadata: "",
       expiration: 0,
-    }),
+    })
+    .onConflict((oc) =>
+      oc.columns(["project_id", "key"]).doUpdateSet((eb) => ({
+        value: eb.ref("excluded.value"),
+        metadata: eb.ref("excluded.metadata"),
+        expiration: eb.ref("excluded.expiration"),
+      })),
+    ),
 );
 
 const deleteOne = prepared<[string, Buffer], unknown>(2, (db) =>
@@ -76,7 +88,7 @@ const deleteOne = prepared<[string, Buffer], unknown>(2, (db) =>
 /** Queries on the `kv` table; every one is scoped to a project. */
 export const kvStore = {
   get: async (db: Store, projectId: string, key: Buffer, nowMs: number) =>
-    (await getOne(db, projectId, key, nowMs / 1000)).rows[0],
+    (await getOne(db, projectId, key, nowSeconds(nowMs))).rows[0],
 
   getMany: (db: Store, projectId: string, keys: Buffer[], nowMs: number) =>
     db
@@ -113,8 +125,14 @@ export const kvStore = {
     return query.orderBy("key").limit(limit).execute();
   },
 
-  /** Deletes up to `batch` expired rows; returns how many went. */
+  /**
+   * Deletes up to `batch` expired rows; returns how many went. A row that a put is renewing
+   * meanwhile stays: on PostgreSQL the batch passes over rows another writer holds (so sweeps
+   * by several hosts wait neither on puts nor on each other), and every engine checks the
+   * expiration again on the row as it is when deleted.
+   */
   deleteExpired: async (db: Store, nowMs: number, batch: number) => {
+    const now = nowSeconds(nowMs);
     const result = await db
       .deleteFrom("kv")
       .where((eb) =>
@@ -124,11 +142,13 @@ export const kvStore = {
           eb
             .selectFrom("kv")
             .select(["project_id", "key"])
-            .where("expiration", "<=", nowMs / 1000)
+            .where("expiration", "<=", now)
             .limit(batch)
+            .$if(storeKind(db) === "postgres", (qb) => qb.forUpdate().skipLocked())
             .$asTuple("project_id", "key"),
         ),
       )
+      .where("expiration", "<=", now)
       .executeTakeFirst();
     return Number(result.numDeletedRows);
   },
