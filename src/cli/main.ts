@@ -17,7 +17,7 @@ import { err } from "./output.js";
 const serveCommand: Command = {
   name: "serve",
   usage:
-    "[--port N] [--host H] [--data DIR] [--public-url URL] [--invoke-origin URL] [--allow-private-network]",
+    "[--port N] [--host H] [--data DIR] [--public-url URL] [--invoke-origin URL] [--allow-private-network] [--workers N] [--database-url URL]",
   summary: "run the platform (this process becomes the server)",
   args: [0, 0],
   flags: {
@@ -42,6 +42,16 @@ const serveCommand: Command = {
       type: "string",
       value: "N",
       help: "workerd processes (WORKERBASE_RUNTIME_PROCESSES)",
+    },
+    workers: {
+      type: "string",
+      value: "N",
+      help: "hosts run behind the one port, sharing the store and data dir (WORKERBASE_WORKERS, default 1)",
+    },
+    "database-url": {
+      type: "string",
+      value: "URL",
+      help: "postgres://... store shared by a cluster (DATABASE_URL; default SQLite in the data dir)",
     },
   },
   async run(args) {

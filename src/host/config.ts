@@ -251,6 +251,9 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     databaseUrl: flag(args, "database-url") || env.DATABASE_URL || undefined,
     hostId: env.WORKERBASE_HOST_ID || undefined,
     workers: int(flag(args, "workers") ?? env.WORKERBASE_WORKERS, "workers") || defaults.workers,
+    workerIndex:
+      int(env.WORKERBASE_WORKER_INDEX, "WORKERBASE_WORKER_INDEX") ?? defaults.workerIndex,
+    listenFd: int(env.WORKERBASE_LISTEN_FD, "WORKERBASE_LISTEN_FD"),
     invocationRetentionMs:
       (int(env.WORKERBASE_INVOCATION_RETENTION_DAYS, "WORKERBASE_INVOCATION_RETENTION_DAYS") ?? 7) *
       24 *
