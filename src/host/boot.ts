@@ -163,6 +163,7 @@ export async function startHost(
 
   pool = new RuntimePool({
     dataDir: config.dataDir,
+    runtimeName: config.workers > 1 ? `host-${config.workerIndex}` : undefined,
     processes: config.runtimeProcesses,
     hostInternalPort: internal.port,
     allowPrivateNetwork: config.allowPrivateNetwork,

@@ -98,8 +98,11 @@ export const defaults = {
   dbMaxRequestBytes: 32 * 1024 * 1024,
   /** Deploys that time out the probe fail after this long. */
   deployProbeTimeoutMs: 15_000,
-  /** A running workflow execution's lease: unrenewed for this long, another host may take it. */
-  workflowLeaseMs: 60_000,
+  /**
+   * A running workflow execution's lease, renewed every third of it while it runs: a host that
+   * dies frees its executions after at most this long, so another takes them within 30 s.
+   */
+  workflowLeaseMs: 20_000,
   /** How often wait timeouts and abandoned workflow executions are looked for. */
   workflowSweepMs: 1000,
   /** Time limit of a workflow webhook node's HTTP call. */
@@ -116,8 +119,11 @@ export const defaults = {
   webhookPollMs: 250,
   /** Delivery attempts in flight at once per host; a hanging receiver takes one slot, at most 10 s. */
   webhookMaxInFlight: 64,
-  /** A claimed delivery's lease: a host that dies mid-attempt frees it after this long. */
-  webhookLeaseMs: 30_000,
+  /**
+   * A claimed delivery's (or inbound message's) lease, renewed while its attempt runs: a host
+   * that dies mid-attempt frees it after at most this long, so another retries within 30 s.
+   */
+  webhookLeaseMs: 20_000,
   /** Messages of a conversation given to workflows in `whatsapp_context` (the latest ones). */
   whatsappContextMessages: 50,
   /** Hosts `serve` runs on this machine behind one port (`--workers`). */

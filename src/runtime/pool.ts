@@ -9,6 +9,12 @@ import { WorkerdProcess, type InvokeRequest, type InvokeResult, type Running } f
 
 export interface PoolOptions {
   dataDir: string;
+  /**
+   * The folder under `<dataDir>/runtime` for this host's workerd configs: each config names
+   * its own host's internal port, so the hosts of `serve --workers` sharing a data dir keep
+   * theirs apart. Empty for a single host.
+   */
+  runtimeName?: string;
   /** Processes per memory tier. */
   processes: number;
   hostInternalPort: number;
@@ -113,7 +119,7 @@ export class RuntimePool {
 
   /** Writes one workerd config per tier and starts the smallest tier. */
   async start(): Promise<void> {
-    const dir = path.join(this.options.dataDir, "runtime");
+    const dir = path.join(this.options.dataDir, "runtime", this.options.runtimeName ?? "");
     fs.mkdirSync(dir, { recursive: true });
     const src = workerSourceDir();
     const present = workerFiles.filter(([from]) => fs.existsSync(path.join(src, from)));

@@ -225,14 +225,9 @@ describe("serve --workers 2", () => {
   });
 
   it(
+    // Each host keeps its workerd configs (which name its own internal port) in a folder of
+    // its own: a workerd that restarts after another host wrote its config asks its own host.
     "a host whose workerd was restarted still runs its invocations",
-    {
-      // Known bug: every host writes its workerd config (which names its own internal port) to
-      // the same <data dir>/runtime/*.capnp, so a workerd that (re)starts after another host
-      // wrote there asks that host for code and gets 403. Needs a runtime dir per host in
-      // src/runtime/pool.ts; drop this `todo` then.
-      todo: "the runtime config is shared by the hosts of one data dir",
-    },
     async () => {
       const workerd = [...hostsOf(server.child.pid!).values()].flat();
       for (const pid of workerd) process.kill(pid, "SIGKILL");
