@@ -1,6 +1,8 @@
 // The benchmark: Workerbase beside bare workerd, workerd + Worker Loader and Miniflare, same
-// handlers, same load generator, same machine, one run. `runBench` returns every number;
-// bench/run.ts prints and saves them, test/bench/smoke.test.ts runs it with tiny counts.
+// handlers, same load generator, same machine, one run; hello and echo also on a second
+// Workerbase host whose store is PostgreSQL, with its transactions counted around a warm run.
+// `runBench` returns every number; bench/run.ts prints and saves them,
+// test/bench/smoke.test.ts runs it with tiny counts.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import { createRequire } from "node:module";
@@ -34,6 +36,7 @@ import {
 } from "./lifecycle.js";
 import { LoadGenerator, type LoadRequest } from "./loadgen.js";
 import { timeOps, type OpResult } from "./ops.js";
+import { createBenchDatabase, postgresUnreachable, type BenchDatabase } from "./postgres.js";
 import {
   closeConnections,
   deploy,
@@ -62,7 +65,39 @@ export interface BenchOptions {
   isolateSample: number;
   /** Pause before each memory reading (heartbeats report isolates, drained processes exit). */
   memorySettleMs: number;
+  /**
+   * Also measure hello and echo on a host whose store is PostgreSQL, in a database of its own
+   * (default on; skipped with one line when no server answers; see bench/postgres.ts).
+   */
+  postgres?: boolean;
+  /**
+   * Count that host's transactions around a warm run (pg_stat_database): the idle wait before
+   * each reading, because backends report their counts up to 10 s late. Unset or 0: no count.
+   */
+  pgStatsSettleMs?: number;
   log: (line: string) => void;
+}
+
+/** The target name of the host on PostgreSQL (the one on SQLite keeps "Workerbase"). */
+export const postgresTarget = "Workerbase (PostgreSQL store)";
+
+/** PostgreSQL transactions of the host on PostgreSQL around a warm hello run. */
+export interface HotPathCount {
+  connections: number;
+  loadMs: number;
+  /** Answered invocations in the window (up to `connections` more were in flight at its end). */
+  invocations: number;
+  /** Transactions of an idle window before the load (background loops), and its length. */
+  idleMs: number;
+  idleTransactions: number;
+  /** From just before the load to the reading after it (load, then the settle wait). */
+  windowMs: number;
+  transactions: number;
+  perInvocation: number;
+  /** Transactions minus the idle rate over the window, per invocation. */
+  beyondIdlePerInvocation: number;
+  /** The invocation records are written in batches every 100 ms: at most this many. */
+  recordBatchesAtMost: number;
 }
 
 export const fullRun: Omit<BenchOptions, "log"> = {
@@ -79,6 +114,8 @@ export const fullRun: Omit<BenchOptions, "log"> = {
   memoryParallel: 8,
   isolateSample: 200,
   memorySettleMs: 3000,
+  postgres: true,
+  pgStatsSettleMs: 11_000,
 };
 
 export interface Machine {
@@ -101,8 +138,14 @@ export interface BenchResults {
   /** The load generator against the trivial server: its own ceiling. */
   loadgenCeiling: CellResult[];
   warm: CellResult[];
-  /** Why a scenario could not run on Workerbase (for instance env.DB not built yet). */
+  /**
+   * Why a scenario could not run on Workerbase (for instance env.DB not built yet); `postgres`:
+   * why there are no PostgreSQL store rows.
+   */
   unavailable: Record<string, string>;
+  /** The PostgreSQL server of the PostgreSQL store rows (its version), if they ran. */
+  postgres: { version: string } | null;
+  hotPath: HotPathCount | null;
   ops: OpResult[];
   cold: ColdResult;
   deploy: DeployResult;
@@ -150,6 +193,55 @@ interface Subject {
   target: Target;
   request: LoadRequest;
   groups?: Record<string, () => number[]>;
+  /** Runs before each measurement of this subject. */
+  before?: () => Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The transactions of the host on PostgreSQL during a warm hello run, from pg_stat_database:
+ * an idle window first (what the background loops do anyway), then the load; each reading
+ * after `settleMs` of quiet, so that every transaction before it has been reported.
+ */
+async function countTransactions(
+  loadgen: LoadGenerator,
+  db: BenchDatabase,
+  subject: Subject,
+  connections: number,
+  loadMs: number,
+  settleMs: number,
+): Promise<HotPathCount> {
+  const idleMs = 10_000;
+  await sleep(settleMs);
+  const r0 = await db.transactions();
+  await sleep(idleMs);
+  const r1 = await db.transactions();
+  const began = Date.now();
+  const load = await loadgen.run({
+    port: subject.target.port,
+    request: subject.request,
+    connections,
+    warmupMs: 0,
+    durationMs: loadMs,
+  });
+  await sleep(settleMs);
+  const r2 = await db.transactions();
+  const windowMs = Date.now() - began;
+  const transactions = r2 - r1;
+  const idleRate = (r1 - r0) / idleMs;
+  return {
+    connections,
+    loadMs,
+    invocations: load.requests,
+    idleMs,
+    idleTransactions: r1 - r0,
+    windowMs,
+    transactions,
+    perInvocation: transactions / load.requests,
+    beyondIdlePerInvocation: (transactions - idleRate * windowMs) / load.requests,
+    recordBatchesAtMost: Math.ceil(loadMs / 100) + 1,
+  };
 }
 
 /** Checks once that a subject answers its scenario correctly before it is measured. */
@@ -173,6 +265,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const loadgen = new LoadGenerator();
   stops.push(() => loadgen.stop());
   let platform: Platform | undefined;
+  let onPostgres: Platform | undefined;
+  let database: BenchDatabase | null = null;
   try {
     log("starting the trivial server, bare workerd, workerd + loader, Miniflare and Workerbase");
     const trivial = await startTrivialServer();
@@ -214,6 +308,46 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
         groups,
       });
     }
+
+    if (options.postgres === false) unavailable.postgres = "not requested in this run";
+    else {
+      database = await createBenchDatabase(log);
+      if (!database) unavailable.postgres = `skipped: ${postgresUnreachable()}`;
+    }
+    if (database) {
+      const db = database;
+      stops.push(() => db.drop());
+      try {
+        log(`starting Workerbase on PostgreSQL ${db.version} (database ${db.name})`);
+        onPostgres = await startPlatform({ databaseUrl: db.url, name: postgresTarget });
+        const q = onPostgres;
+        stops.push(() => q.target.stop());
+        let backends: number[] = [];
+        const pgGroups = {
+          host: () => [q.hostPid()],
+          workerd: q.workerdPids,
+          postgres: () => backends,
+        };
+        for (const scenario of ["hello", "echo"] as const) {
+          const id = await deploy(q, `bench-${scenario}`, handlers[scenario]);
+          subjects[scenario].push({
+            target: q.target,
+            request: requestFor(scenario, q.invokePath(id), { "x-api-key": q.key }),
+            groups: pgGroups,
+            before: async () => {
+              backends = await db.backendPids();
+            },
+          });
+        }
+      } catch (err) {
+        unavailable.postgres = `Workerbase did not run on PostgreSQL: ${(err as Error).message.slice(0, 500)}`;
+        log(unavailable.postgres);
+        for (const scenario of ["hello", "echo"] as const)
+          subjects[scenario] = subjects[scenario].filter((s) => s.target.name !== postgresTarget);
+        if (onPostgres) await onPostgres.target.stop();
+        onPostgres = undefined;
+      }
+    }
     for (const [scenario, list] of Object.entries(subjects))
       for (const s of list) await verify(scenario as Scenario, s);
 
@@ -240,15 +374,39 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
         for (const concurrency of options.concurrencies) {
           for (const s of list) {
             const cell = { scenario, target: s.target.name, concurrency };
+            await s.before?.();
             keep(await measure(loadgen, s.target, s.request, cell, timing, s.groups));
-            if (p.server.child.exitCode !== null || p.server.child.signalCode !== null)
-              throw new Error("Workerbase exited during the run (its output is above)");
+            for (const host of [p, onPostgres])
+              if (
+                host &&
+                (host.server.child.exitCode !== null || host.server.child.signalCode !== null)
+              )
+                throw new Error(`${host.target.name} exited during the run (its output is above)`);
           }
         }
       }
       log(`warm: round ${round + 1} of ${options.rounds} done`);
     }
     const cells = [...raw.values()].map(combine);
+
+    let hotPath: HotPathCount | null = null;
+    if (database && onPostgres && options.pgStatsSettleMs) {
+      const top = Math.max(...options.concurrencies);
+      log(`PostgreSQL transactions around a warm hello run at concurrency ${top}`);
+      const subject = subjects.hello.find((s) => s.target.name === postgresTarget)!;
+      hotPath = await countTransactions(
+        loadgen,
+        database,
+        subject,
+        top,
+        options.durationMs,
+        options.pgStatsSettleMs,
+      );
+      log(
+        `PostgreSQL: ${hotPath.transactions} transactions for ${hotPath.invocations} invocations ` +
+          `(${hotPath.idleTransactions} in ${hotPath.idleMs / 1000} s idle before)`,
+      );
+    }
 
     log("KV and D1 operations inside a function");
     const ops = await timeOps(loadgen, p, options, unavailable);
@@ -291,6 +449,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       loadgenCeiling: cells.filter((c) => c.scenario === "trivial server"),
       warm: cells.filter((c) => c.scenario !== "trivial server"),
       unavailable,
+      postgres: database && onPostgres ? { version: database.version } : null,
+      hotPath,
       ops,
       cold: cold.result,
       deploy: deployResult,
@@ -299,6 +459,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
     };
   } finally {
     if (platform) await platform.target.stop().catch(() => undefined);
+    if (onPostgres) await onPostgres.target.stop().catch(() => undefined);
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
     closeConnections();
     removeDataDirs();

@@ -80,9 +80,19 @@ export function removeDataDirs(): void {
   dataDirs.clear();
 }
 
-/** Starts Workerbase; with `dataDir` and `key`, restarts one that ran before. */
+/**
+ * Starts Workerbase; with `dataDir` and `key`, restarts one that ran before. Its store is
+ * SQLite in the data dir unless `databaseUrl` names a PostgreSQL database (a DATABASE_URL in
+ * the bench's own environment is not inherited). `name` is its target name in the tables.
+ */
 export async function startPlatform(
-  options: { dataDir?: string; key?: string; env?: Record<string, string> } = {},
+  options: {
+    dataDir?: string;
+    key?: string;
+    env?: Record<string, string>;
+    databaseUrl?: string;
+    name?: string;
+  } = {},
 ): Promise<Platform> {
   // Named so that its workerd processes can be told from other runs' (their config lives in it).
   const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "wb-bench-data-"));
@@ -93,6 +103,7 @@ export async function startPlatform(
       // The defaults a user gets: workerd processes per core, no private egress.
       WORKERBASE_RUNTIME_PROCESSES: "",
       WORKERBASE_ALLOW_PRIVATE_NETWORK: "0",
+      DATABASE_URL: options.databaseUrl ?? "",
       ...(options.key ? { WORKERBASE_API_KEY: options.key } : {}),
       ...options.env,
     },
@@ -122,7 +133,7 @@ export async function startPlatform(
     workerdPids,
     health: () => server.health(),
     target: {
-      name: "Workerbase",
+      name: options.name ?? "Workerbase",
       port,
       pids: () => [server.child.pid!, ...workerdPids()],
       stop: async () => {

@@ -1,5 +1,5 @@
 // Renders a run's numbers as Markdown tables, with the ratios and the targets of issue 5.
-import type { BenchResults } from "./bench.js";
+import { postgresTarget, type BenchResults } from "./bench.js";
 import type { CellResult } from "./warm.js";
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
@@ -13,6 +13,38 @@ function table(head: string[], rows: string[][]): string {
     `|${head.map(() => "---").join("|")}|`,
     ...rows.map((r) => `| ${r.join(" | ")} |`),
   ].join("\n");
+}
+
+/** How a target is named in the tables: the store of each Workerbase host is said. */
+export function label(target: string): string {
+  return target === "Workerbase" ? "Workerbase (SQLite store)" : target;
+}
+
+/** The PostgreSQL host against the SQLite one, per scenario and concurrency. */
+export function storeRatios(r: BenchResults) {
+  const out: {
+    scenario: string;
+    concurrency: number;
+    sqlite: CellResult;
+    postgres: CellResult;
+    rps: number;
+    cpu: number;
+  }[] = [];
+  for (const scenario of ["hello", "echo"])
+    for (const c of r.options.concurrencies) {
+      const sqlite = cellOf(r, scenario, "Workerbase", c);
+      const postgres = cellOf(r, scenario, postgresTarget, c);
+      if (sqlite && postgres)
+        out.push({
+          scenario,
+          concurrency: c,
+          sqlite,
+          postgres,
+          rps: postgres.rps / sqlite.rps,
+          cpu: cpuPerRequest(sqlite) / cpuPerRequest(postgres),
+        });
+    }
+  return out;
 }
 
 /** The target each scenario's ratios are taken against. */
@@ -64,6 +96,30 @@ export function verdicts(r: BenchResults): Verdict[] {
       met: Number.isFinite(delta) ? delta <= 0.3 : null,
     });
   }
+  const ratios = storeRatios(r).filter((x) => x.concurrency === top);
+  if (ratios.length) {
+    out.push({
+      target: `PostgreSQL store: warm throughput at concurrency ${top} within 10% of SQLite (≥ 0.90×)`,
+      measured: ratios
+        .map((x) => `${x.scenario} ${x.rps.toFixed(2)}× (by CPU per request ${x.cpu.toFixed(2)}×)`)
+        .join(", "),
+      met: ratios.every((x) => x.rps >= 0.9),
+    });
+  } else if (r.unavailable.postgres) {
+    out.push({
+      target: "PostgreSQL store: warm throughput within 10% of SQLite",
+      measured: `not measured: ${r.unavailable.postgres}`,
+      met: null,
+    });
+  }
+  if (r.hotPath) {
+    const h = r.hotPath;
+    out.push({
+      target: "PostgreSQL store: no transaction per invocation (records batched every 100 ms)",
+      measured: `${h.perInvocation.toFixed(4)} per invocation (${num(h.transactions)} for ${num(h.invocations)}; beyond the idle rate ${h.beyondIdlePerInvocation.toFixed(4)})`,
+      met: h.perInvocation < 0.1,
+    });
+  }
   out.push({
     target: "cold start p50 ≤ 10 ms (first call after a restart)",
     measured: `${ms(r.cold.afterRestart.p50Ms)} (right after deploy: ${ms(r.cold.afterDeploy.p50Ms)})`,
@@ -92,6 +148,64 @@ export function verdicts(r: BenchResults): Verdict[] {
     });
   }
   return out;
+}
+
+/** The host on PostgreSQL beside the host on SQLite, and its transactions per invocation. */
+function renderStores(r: BenchResults): string {
+  const head = "### Workerbase on PostgreSQL beside SQLite";
+  if (!r.postgres)
+    return `${head}\n\nNo PostgreSQL store rows in this run: ${r.unavailable.postgres ?? "not run"}.`;
+  const rows = storeRatios(r).map((x) => [
+    x.scenario,
+    String(x.concurrency),
+    num(x.sqlite.rps),
+    num(x.postgres.rps),
+    `**${x.rps.toFixed(2)}×**`,
+    `${ms(x.sqlite.p50Ms)} / ${ms(x.postgres.p50Ms)}`,
+    `${cpuPerRequest(x.sqlite).toFixed(3)} / ${cpuPerRequest(x.postgres).toFixed(3)}`,
+    `${x.cpu.toFixed(2)}×`,
+    pct(x.postgres.serverCpu.postgres ?? NaN),
+  ]);
+  const parts = [
+    `${head}
+
+The same handlers on a second host whose store is PostgreSQL ${r.postgres.version} (a database
+created for the run, dropped after it), measured interleaved with the host on SQLite, both
+running the whole time. Ratios are PostgreSQL over SQLite.
+
+${table(
+  [
+    "scenario",
+    "conc.",
+    "SQLite req/s",
+    "PostgreSQL req/s",
+    "× req/s",
+    "p50 SQLite / PostgreSQL",
+    "CPU/req ms SQLite / PostgreSQL",
+    "× CPU",
+    "PostgreSQL backends CPU",
+  ],
+  rows,
+)}`,
+  ];
+  const h = r.hotPath;
+  if (h) {
+    const idlePerSecond = h.idleTransactions / (h.idleMs / 1000);
+    parts.push(
+      [
+        `Transactions in the PostgreSQL database (\`xact_commit + xact_rollback\` of \`pg_stat_database\`,`,
+        `each reading after ${(r.options.pgStatsSettleMs ?? 0) / 1000} s of quiet, as backends report them up to 10 s late)`,
+        `around a warm hello run of ${h.loadMs / 1000} s at concurrency ${h.connections}:`,
+        `**${num(h.transactions)} transactions for ${num(h.invocations)} invocations, ${h.perInvocation.toFixed(4)} per invocation**.`,
+        `The idle host did ${num(h.idleTransactions)} in the ${h.idleMs / 1000} s before`,
+        `(${idlePerSecond.toFixed(1)} per second: its background claim loops and change check),`,
+        `so beyond that rate ${h.beyondIdlePerInvocation.toFixed(4)} per invocation, ${num(h.beyondIdlePerInvocation * h.invocations)} in all,`,
+        `against at most ${h.recordBatchesAtMost} batches of invocation records (written every 100 ms).`,
+        `A store read or write per request would show 1 or more per invocation.`,
+      ].join(" "),
+    );
+  }
+  return parts.join("\n\n");
 }
 
 /** The whole run as Markdown. */
@@ -127,7 +241,7 @@ ${table(
         rows.push([
           scenario,
           String(c),
-          x.target,
+          label(x.target),
           num(x.rps),
           base ? `${(x.rps / base.rps).toFixed(2)}×` : "",
           ms(x.p50Ms),
@@ -147,7 +261,8 @@ Ratios against bare workerd for hello and echo, against Miniflare for kv and d1 
 has no local KV or D1). "CPU/req" is CPU milliseconds per request of the server's processes
 plus the load generator's; "× CPU" is the baseline's CPU per request over this one's, a
 throughput ratio that other load on the machine disturbs much less than req/s. "server CPU"
-is the share of one core each process group used while measured.
+is the share of one core each process group used while measured (for the host on PostgreSQL
+also its database's server backends, when the server runs on this machine).
 
 ${table(
   [
@@ -169,6 +284,8 @@ ${table(
     .map(([k, v]) => `\n\n${k}: ${v}`)
     .join("")}`);
 
+  parts.push(renderStores(r));
+
   parts.push(`### KV and D1 operations inside a function
 
 ${r.ops[0]?.perCall ?? 0} operations per invocation, concurrency 1; per operation = (p50 of the
@@ -178,7 +295,7 @@ ${table(
   ["operation", "target", "per op (p50)", "per op (mean)", "call p50", "no-op p50"],
   r.ops.map((o) => [
     o.op,
-    o.target,
+    label(o.target),
     ms(o.perOpP50Ms),
     ms(o.perOpMeanMs),
     ms(o.callP50Ms),

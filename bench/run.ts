@@ -2,11 +2,14 @@
 // to bench/out/ (the curated results with their explanation live in bench/RESULTS.md).
 //
 // Flags: --quick (small counts, a minute or two), --rounds N, --duration MS, --warmup MS,
-// --functions N (memory: the largest step), --cold N, --deploys N, --parallel N.
+// --functions N (memory: the largest step), --cold N, --deploys N, --parallel N,
+// --no-postgres (skip the PostgreSQL store rows; they are skipped anyway when no server
+// answers at WORKERBASE_BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres).
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { fullRun, runBench, type BenchOptions } from "./bench.js";
+import { createBenchDatabase, type CommitProbe } from "./postgres.js";
 import { render } from "./report.js";
 import { benchWorkflows, type WorkflowBench } from "./workflows.js";
 
@@ -41,6 +44,7 @@ options.warmupMs = flag("warmup") ?? options.warmupMs;
 options.coldFunctions = flag("cold") ?? options.coldFunctions;
 options.deployFunctions = flag("deploys") ?? options.deployFunctions;
 options.memoryParallel = flag("parallel") ?? options.memoryParallel;
+if (args.includes("--no-postgres")) options.postgres = false;
 const functions = flag("functions");
 if (functions !== undefined)
   options.memorySteps = [Math.min(1000, functions), functions].filter(
@@ -49,31 +53,73 @@ if (functions !== undefined)
 
 const command = ["npm run bench", ...(args.length ? ["--", ...args] : [])].join(" ");
 const results = await runBench(options);
-const workflows = await benchWorkflows(args.includes("--quick") ? 5 : 30, options.log);
-const markdown = render(results, command) + renderWorkflows(workflows);
+const runs = args.includes("--quick") ? 5 : 30;
+const workflows: WorkflowBench[] = [await benchWorkflows(runs, options.log)];
+let workflowsOnPostgres: string | undefined = results.unavailable.postgres;
+let commits: CommitProbe | undefined;
+// On PostgreSQL as configured (durable commits), then with synchronous_commit off, which is
+// about what SQLite's synchronous = NORMAL gives: a commit does not wait for the disk.
+for (const variant of [undefined, "synchronous_commit = off"]) {
+  if (options.postgres === false) break;
+  const db = await createBenchDatabase(options.log, variant ? { synchronous_commit: "off" } : {});
+  if (!db) break;
+  try {
+    if (!variant) commits = await db.commitProbe();
+    workflows.push({ ...(await benchWorkflows(runs, options.log, db.url)), variant });
+    workflowsOnPostgres = undefined;
+  } catch (err) {
+    workflowsOnPostgres = `the run on PostgreSQL failed: ${(err as Error).message.slice(0, 500)}`;
+    options.log(workflowsOnPostgres);
+  } finally {
+    await db.drop();
+  }
+}
+const markdown =
+  render(results, command) + renderWorkflows(workflows, workflowsOnPostgres, commits);
 const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "out");
 fs.mkdirSync(out, { recursive: true });
 const stamp = results.date.replace(/[:.]/g, "-");
 fs.writeFileSync(
   path.join(out, `${stamp}.json`),
-  JSON.stringify({ ...results, workflows }, null, 2),
+  JSON.stringify({ ...results, workflows, postgresCommits: commits ?? null }, null, 2),
 );
 fs.writeFileSync(path.join(out, `${stamp}.md`), markdown);
 console.log(markdown);
 console.error(`saved bench/out/${stamp}.md and .json`);
 
-function renderWorkflows(w: WorkflowBench): string {
+function renderWorkflows(all: WorkflowBench[], noPostgres?: string, commits?: CommitProbe): string {
   const ms = (v: number) => `${v.toFixed(2)} ms`;
+  const store = (w: WorkflowBench) =>
+    (w.store === "postgres" ? "PostgreSQL" : "SQLite") + (w.variant ? ` (${w.variant})` : "");
+  const sqlite = all.find((w) => w.store === "sqlite");
+  const pg = all.find((w) => w.store === "postgres" && !w.variant);
+  const relaxed = all.find((w) => w.store === "postgres" && w.variant);
+  const ratio = (w: WorkflowBench, to: WorkflowBench) =>
+    `set_variable ${(w.setVariablePerStepMs.p50 / to.setVariablePerStepMs.p50).toFixed(2)}×, ` +
+    `function steps ${(w.functionEnginePerStepMs.p50 / to.functionEnginePerStepMs.p50).toFixed(2)}×`;
   return [
     "",
     "### Workflow engine overhead per step",
     "",
-    `Engine time (execution span minus the functions' own time) divided by steps, over ${w.runs} runs.`,
+    `Engine time (execution span minus the functions' own time) divided by steps, over ${all[0].runs} runs, on each store (a fresh host each).`,
     "",
-    "| workflow | per step p50 | per step p90 |",
-    "|---|---|---|",
-    `| ${w.setVariableSteps} set_variable steps | ${ms(w.setVariablePerStepMs.p50)} | ${ms(w.setVariablePerStepMs.p90)} |`,
-    `| ${w.functionSteps} function steps (calls subtracted; call p50 ${ms(w.functionCallPerStepMs.p50)}) | ${ms(w.functionEnginePerStepMs.p50)} | ${ms(w.functionEnginePerStepMs.p90)} |`,
+    "| store | workflow | per step p50 | per step p90 |",
+    "|---|---|---|---|",
+    ...all.flatMap((w) => [
+      `| ${store(w)} | ${w.setVariableSteps} set_variable steps | ${ms(w.setVariablePerStepMs.p50)} | ${ms(w.setVariablePerStepMs.p90)} |`,
+      `| ${store(w)} | ${w.functionSteps} function steps (calls subtracted; call p50 ${ms(w.functionCallPerStepMs.p50)}) | ${ms(w.functionEnginePerStepMs.p50)} | ${ms(w.functionEnginePerStepMs.p90)} |`,
+    ]),
+    "",
+    sqlite && pg
+      ? `PostgreSQL over SQLite, p50 per step: ${ratio(pg, sqlite)}` +
+        (relaxed ? `; with synchronous_commit off: ${ratio(relaxed, sqlite)}.` : ".")
+      : `No PostgreSQL rows: ${noPostgres ?? "not run"}.`,
+    ...(commits
+      ? [
+          "",
+          `Each step is one transaction (the execution's state and the step's events). On this PostgreSQL server a round trip (\`select 1\`) takes ${ms(commits.roundTripMs)} p50 and a one-row insert transaction ${ms(commits.durableCommitMs)} with synchronous_commit on (the default: the commit waits for the WAL to reach the disk), ${ms(commits.asyncCommitMs)} with it off. The SQLite store runs in WAL mode with synchronous = NORMAL, so its commits do not wait for the disk.`,
+        ]
+      : []),
     "",
   ].join("\n");
 }

@@ -7,10 +7,16 @@
 //   the execution's span minus the function calls' durations (step_completed.duration_ms).
 // An execution's span runs from its execution_started to its execution_ended event.
 //
+// On SQLite in a fresh data dir, or with `databaseUrl` on PostgreSQL (`npm run bench` runs
+// both, each PostgreSQL run in a database of its own; see bench/postgres.ts).
+//
 // Run alone: `npm run build && node --import tsx bench/workflows.ts [--runs N]`.
 import { deployFunction, startServer, type TestServer } from "../test/helpers/server.js";
 
 export interface WorkflowBench {
+  store: "sqlite" | "postgres";
+  /** A non-default setting of the store, if any (set by the caller). */
+  variant?: string;
   runs: number;
   setVariableSteps: number;
   functionSteps: number;
@@ -80,12 +86,14 @@ async function runOnce(server: TestServer, workflowId: string) {
   return { spanMs: at("execution_ended") - at("execution_started"), callsMs: calls };
 }
 
-/** Measures engine overhead per step on a fresh server. */
+/** Measures engine overhead per step on a fresh server (its store at `databaseUrl` if set). */
 export async function benchWorkflows(
   runs = 30,
   log: (line: string) => void = console.error,
+  databaseUrl?: string,
 ): Promise<WorkflowBench> {
-  const server = await startServer();
+  // A DATABASE_URL in the bench's own environment is not inherited: SQLite unless asked.
+  const server = await startServer({ env: { DATABASE_URL: databaseUrl ?? "" } });
   try {
     const fn = await deployFunction(server, {
       name: "bench-step",
@@ -115,6 +123,7 @@ export async function benchWorkflows(
       perFnCall.push(b.callsMs / fnSteps);
     }
     const result: WorkflowBench = {
+      store: databaseUrl ? "postgres" : "sqlite",
       runs,
       setVariableSteps: setSteps,
       functionSteps: fnSteps,
@@ -122,7 +131,7 @@ export async function benchWorkflows(
       functionEnginePerStepMs: { p50: quantile(perFnEngine, 0.5), p90: quantile(perFnEngine, 0.9) },
       functionCallPerStepMs: { p50: quantile(perFnCall, 0.5) },
     };
-    log(`workflow engine overhead: ${JSON.stringify(result)}`);
+    log(`workflow engine overhead on ${result.store}: ${JSON.stringify(result)}`);
     return result;
   } finally {
     await server.stop();
