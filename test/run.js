@@ -85,22 +85,59 @@ const marker = path.join(os.tmpdir(), `wb-pg-marker-${process.pid}`);
 fs.writeFileSync(marker, "");
 console.log(`PostgreSQL tests use ${postgres.what}`);
 
-const child = spawn(
-  process.execPath,
-  ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=300000", ...files],
-  {
-    stdio: "inherit",
-    env: {
-      ...process.env,
-      WORKERBASE_TEST_DATABASE_URL: postgres.url,
-      WORKERBASE_TEST_PG_MARKER: marker,
-    },
-  },
-);
-const forward = (signal) => child.kill(signal);
+// End-to-end files that run a second time against hosts on PostgreSQL (the rest of the suite
+// runs them on SQLite; the store and service tests run on both engines themselves).
+const onBoth = [
+  "test/e2e/functions.test.ts",
+  "test/e2e/secrets.test.ts",
+  "test/e2e/webhooks.test.ts",
+  "test/e2e/workflows.test.ts",
+  "test/e2e/whatsapp.test.ts",
+  "test/e2e/mcp.test.ts",
+];
+let current;
+const forward = (signal) => current?.kill(signal);
 process.on("SIGINT", forward);
 process.on("SIGTERM", forward);
-let status = await new Promise((resolve) => child.on("exit", (code) => resolve(code ?? 1)));
+
+function run(list, extraEnv) {
+  if (list.length === 0) return Promise.resolve(0);
+  current = spawn(
+    process.execPath,
+    ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=300000", ...list],
+    {
+      stdio: "inherit",
+      env: {
+        ...process.env,
+        WORKERBASE_TEST_DATABASE_URL: postgres.url,
+        WORKERBASE_TEST_PG_MARKER: marker,
+        ...extraEnv,
+      },
+    },
+  );
+  return new Promise((resolve) => current.on("exit", (code) => resolve(code ?? 1)));
+}
+
+let status = await run(files, {});
+const second = files.filter((f) => onBoth.includes(f.split(path.sep).join("/")));
+if (second.length > 0) {
+  console.log(`Again with hosts on PostgreSQL: ${second.join(", ")}`);
+  status = (await run(second, { WORKERBASE_TEST_STORE: "postgres" })) || status;
+}
+
+// Tests drop their databases; what a failed or killed test left behind goes here.
+const created = fs.readFileSync(marker, "utf8").split("\n").filter(Boolean);
+if (created.length > 0) {
+  const admin = new pg.Client({ connectionString: postgres.url });
+  try {
+    await admin.connect();
+    for (const name of created)
+      if (/^wb_test_\w+$/.test(name))
+        await admin.query(`drop database if exists ${name} with (force)`).catch(() => {});
+  } finally {
+    await admin.end().catch(() => {});
+  }
+}
 await postgres.stop?.();
 
 const databases = fs.readFileSync(marker, "utf8").split("\n").filter(Boolean).length;

@@ -186,19 +186,20 @@ export function isUniqueViolation(err: unknown): boolean {
   );
 }
 
-/** True when `err` means the store cannot be reached now (the connection, not the query). */
+/**
+ * True when `err` means the store cannot be reached now (the connection, not the query). Only
+ * errors of the store's own connection count: a client that hung up (ECONNRESET "aborted",
+ * no syscall) is not the store.
+ */
 export function isStoreUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  const code = (err as { code?: string }).code ?? "";
-  return (
-    ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH"].includes(
-      code,
-    ) ||
-    // admin_shutdown, crash_shutdown, cannot_connect_now, connection exceptions
-    /^(57P0[1-3]|08\d\d\d)$/.test(code) ||
-    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|database is locked/i.test(
-      err.message,
-    )
+  const { code = "", syscall = "" } = err as { code?: string; syscall?: string };
+  if (/^(57P0[1-3]|08\d\d\d)$/.test(code)) return true; // shutdowns, connection exceptions
+  if (["connect", "getaddrinfo"].includes(syscall)) return true; // refused, unresolvable
+  if (["read", "write"].includes(syscall) && ["ECONNRESET", "EPIPE", "ETIMEDOUT"].includes(code))
+    return true;
+  return /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)|database is locked/.test(
+    err.message,
   );
 }
 

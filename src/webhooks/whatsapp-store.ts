@@ -103,8 +103,19 @@ export const whatsappStore = {
       .limit(limit)
       .execute(),
 
-  insertConversation: (db: Db, row: ConversationRow) =>
-    db.insertInto("whatsapp_conversations").values(row).execute(),
+  /**
+   * Stores a new conversation unless one for the same party exists; false if one did. Two
+   * messages of a new party arriving at once (on PostgreSQL, in concurrent transactions) make
+   * one conversation: the later insert waits for the first to commit and then does nothing.
+   */
+  insertConversation: async (db: Db, row: ConversationRow) => {
+    const result = await db
+      .insertInto("whatsapp_conversations")
+      .values(row)
+      .onConflict((oc) => oc.columns(["project_id", "phone_number_id", "phone_number"]).doNothing())
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
+  },
 
   touchConversation: (db: Db, id: string, at: string, contactName: string | null) =>
     db

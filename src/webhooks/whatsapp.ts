@@ -211,9 +211,9 @@ export class WhatsAppService {
     if (await whatsappStore.messageExists(tx, projectId, m.id)) return null;
     const at = now();
     let conversation = await whatsappStore.conversationFor(tx, projectId, pnid, phone);
-    const isNew = !conversation;
+    let isNew = false;
     if (!conversation) {
-      conversation = {
+      const fresh = {
         id: crypto.randomUUID(),
         project_id: projectId,
         phone_number_id: pnid,
@@ -223,8 +223,14 @@ export class WhatsAppService {
         created_at: at,
         updated_at: at,
       };
-      await whatsappStore.insertConversation(tx, conversation);
-    } else {
+      isNew = await whatsappStore.insertConversation(tx, fresh);
+      // Another message of this party made it meanwhile: that one is the conversation.
+      conversation = isNew
+        ? fresh
+        : await whatsappStore.conversationFor(tx, projectId, pnid, phone);
+    }
+    if (!conversation) throw new Error("the conversation vanished while storing a message");
+    if (!isNew) {
       await whatsappStore.touchConversation(tx, conversation.id, at, m.contactName);
       conversation = {
         ...conversation,

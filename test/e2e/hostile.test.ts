@@ -255,14 +255,14 @@ describe("limits and load", () => {
   it("/metrics reports invocations, latency and the runtime in Prometheus text", async () => {
     const text = await (await fetch(`${server.url}/metrics`)).text();
     assert.match(text, /^workerbase_invocations_total\{host="[^"]+",status="success"\} [1-9]\d*$/m);
-    assert.match(text, /^workerbase_invocation_duration_seconds_count [1-9]\d*$/m);
+    assert.match(text, /^workerbase_invocation_duration_seconds_count\{host="[^"]+"\} [1-9]\d*$/m);
     assert.match(
       text,
-      /^workerbase_runtime_isolates\{tier_mb="128",process="0",state="ready"\} \d+$/m,
+      /^workerbase_runtime_isolates\{host="[^"]+",tier_mb="128",process="0",state="ready"\} \d+$/m,
     );
     assert.match(
       text,
-      /^workerbase_runtime_resident_bytes\{tier_mb="128",process="1",state="ready"\} [1-9]\d*$/m,
+      /^workerbase_runtime_resident_bytes\{host="[^"]+",tier_mb="128",process="1",state="ready"\} [1-9]\d*$/m,
     );
   });
 });

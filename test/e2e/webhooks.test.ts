@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import SQLite from "better-sqlite3";
-import { deployFunction, eventually, startServer, type TestServer } from "../helpers/server.js";
+import {
+  deployFunction,
+  eventually,
+  startServer,
+  storeQuery,
+  type TestServer,
+} from "../helpers/server.js";
 import { startReceiver, type Receiver } from "../helpers/receiver.js";
 
 let server: TestServer;
@@ -425,21 +429,15 @@ describe("function subscriptions", () => {
       headers: { "X-Source": "tests" },
     });
     // A row stored before such headers were refused (or written around the API).
-    const file = new SQLite(path.join(server.dataDir, "workerbase.db"));
-    try {
-      file.pragma("busy_timeout = 5000");
-      file.prepare("update webhooks set headers = ? where id = ?").run(
-        JSON.stringify({
-          "X-Source": "tests",
-          "X-Workerbase-Probe": "1",
-          "X-Workerbase-Url": "http://elsewhere.invalid/",
-          Authorization: "Bearer not-for-functions",
-        }),
-        hook.id,
-      );
-    } finally {
-      file.close();
-    }
+    await storeQuery(server, "update webhooks set headers = ? where id = ?", [
+      JSON.stringify({
+        "X-Source": "tests",
+        "X-Workerbase-Probe": "1",
+        "X-Workerbase-Url": "http://elsewhere.invalid/",
+        Authorization: "Bearer not-for-functions",
+      }),
+      hook.id,
+    ]);
     const text = `witness ${crypto.randomUUID()}`;
     await simulate(phone(), text);
     // The handler ran: with X-Workerbase-Probe it would have been answered as a deploy probe.

@@ -25,16 +25,24 @@ const dropped: Array<() => Promise<void>> = [];
 export async function createTestDatabase(): Promise<TestDatabase> {
   const base = serverUrl();
   const name = `wb_test_${process.pid}_${crypto.randomBytes(4).toString("hex")}`;
-  const adminClient = new pg.Client({ connectionString: base, connectionTimeoutMillis: 5000 });
-  try {
-    await adminClient.connect();
-  } catch (err) {
-    throw new Error(
-      `The PostgreSQL tests need a server: none answers at ${base} (${(err as Error).message}); ` +
-        "run them through npm test, which starts an embedded one",
-    );
-  }
-  await adminClient.query(`create database ${name}`);
+  // A connection per use, closed after it: an open one would keep the test process alive.
+  const admin = async (text: string, values?: unknown[]) => {
+    const client = new pg.Client({ connectionString: base, connectionTimeoutMillis: 5000 });
+    try {
+      await client.connect();
+    } catch (err) {
+      throw new Error(
+        `The PostgreSQL tests need a server: none answers at ${base} (${(err as Error).message}); ` +
+          "run them through npm test, which starts an embedded one",
+      );
+    }
+    try {
+      return await client.query(text, values as unknown[]);
+    } finally {
+      await client.end().catch(() => {});
+    }
+  };
+  await admin(`create database ${name}`);
   if (process.env.WORKERBASE_TEST_PG_MARKER)
     fs.appendFileSync(process.env.WORKERBASE_TEST_PG_MARKER, `${name}\n`);
   const url = new URL(base);
@@ -43,15 +51,10 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const drop = async () => {
     if (gone) return;
     gone = true;
-    await adminClient.query(`drop database if exists ${name} with (force)`).catch(() => {});
-    await adminClient.end().catch(() => {});
+    await admin(`drop database if exists ${name} with (force)`).catch(() => {});
   };
   dropped.push(drop);
-  return {
-    url: url.toString(),
-    admin: (text, values) => adminClient.query(text, values as unknown[]),
-    drop,
-  };
+  return { url: url.toString(), admin, drop };
 }
 
 /** Drops every database this test file created (for an `after` hook). */

@@ -5,6 +5,9 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { createTestDatabase } from "./postgres.js";
+
+const databaseOfDir = new Map<string, string>();
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const bin = path.join(root, "bin", "workerbase.js");
@@ -40,6 +43,8 @@ export interface TestServer {
   key: string;
   adminKey: string;
   dataDir: string;
+  /** The host's PostgreSQL store, when it has one (else its SQLite file in `dataDir`). */
+  databaseUrl?: string;
   child: ChildProcess;
   output: () => string;
   /** GET /healthz with the admin key: the details (runtime and database processes). */
@@ -65,6 +70,17 @@ export interface StartOptions {
 /** Starts the real `workerbase serve` on a free port with a fresh data dir. */
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDataDir();
+  const env = { ...options.env };
+  // WORKERBASE_TEST_STORE=postgres (test/run.js's second pass): the same test against a host
+  // on PostgreSQL, one fresh database per data dir (a restart on the dir finds its data).
+  if (process.env.WORKERBASE_TEST_STORE === "postgres" && env.DATABASE_URL === undefined) {
+    let url = databaseOfDir.get(dataDir);
+    if (!url) {
+      url = (await createTestDatabase()).url;
+      databaseOfDir.set(dataDir, url);
+    }
+    env.DATABASE_URL = url;
+  }
   const port = await freePort();
   const key =
     "wb_test_" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
@@ -81,7 +97,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
         WORKERBASE_ADMIN_KEY: adminKey,
         WORKERBASE_ALLOW_PRIVATE_NETWORK: "1",
         WORKERBASE_RUNTIME_PROCESSES: "2",
-        ...options.env,
+        ...env,
       },
       stdio: ["ignore", "pipe", "pipe"],
       detached: options.group ?? false,
@@ -115,6 +131,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     key: options.env?.WORKERBASE_API_KEY ?? key,
     adminKey: options.env?.WORKERBASE_ADMIN_KEY ?? adminKey,
     dataDir,
+    databaseUrl: env.DATABASE_URL,
     child,
     output: () => out,
     health: async () =>
@@ -219,4 +236,37 @@ export function workerdPidsFor(dataDir: string): number[] {
       return false;
     }
   });
+}
+
+/**
+ * Runs one SQL statement on a host's own store, around the API (as an older version or an
+ * operator would have written it): its SQLite file, or its PostgreSQL database. `?` marks
+ * the parameters on both.
+ */
+export async function storeQuery(server: TestServer, text: string, params: unknown[] = []) {
+  if (server.databaseUrl) {
+    const { default: pg } = await import("pg");
+    const client = new pg.Client({ connectionString: server.databaseUrl });
+    await client.connect();
+    try {
+      let n = 0;
+      return (
+        await client.query(
+          text.replace(/\?/g, () => `$${++n}`),
+          params,
+        )
+      ).rows;
+    } finally {
+      await client.end();
+    }
+  }
+  const { default: SQLite } = await import("better-sqlite3");
+  const file = new SQLite(path.join(server.dataDir, "workerbase.db"));
+  try {
+    file.pragma("busy_timeout = 5000");
+    const statement = file.prepare(text);
+    return statement.reader ? statement.all(...params) : (statement.run(...params), []);
+  } finally {
+    file.close();
+  }
 }
