@@ -35,7 +35,8 @@ export const timeoutMessage =
   "D1 DB storage operation exceeded timeout which caused object to be reset.";
 
 export interface ExecutorOptions {
-  dataDir: string;
+  /** The folder of the project databases (WORKERBASE_D1_DIR, default `<data dir>/d1`). */
+  dir: string;
   /** Child processes; each project's statements run in one of them at a time. */
   processes: number;
   /** Time limit of one statement or batch when the caller gives none. */
@@ -107,7 +108,7 @@ export class DbExecutor {
   readonly stats = { restarts: 0, timeouts: 0 };
 
   constructor(private options: ExecutorOptions) {
-    fs.mkdirSync(path.join(options.dataDir, "databases"), { recursive: true, mode: 0o700 });
+    fs.mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     this.slots = Array.from({ length: Math.max(1, options.processes) }, (_, index) => ({
       index,
       ready: false,
@@ -152,14 +153,11 @@ export class DbExecutor {
   private file(projectId: string): string {
     // The id becomes part of a path: only a UUID may.
     if (!isUuid(projectId)) throw new DbError("sql", "invalid project id");
-    return path.join(this.options.dataDir, "databases", `${projectId.toLowerCase()}.sqlite`);
+    return path.join(this.options.dir, `${projectId.toLowerCase()}.sqlite`);
   }
 
-  private run(
-    projectId: string,
-    op: ChildOp,
-    timeoutMs = this.options.timeoutMs,
-  ): Promise<unknown> {
+  /** Runs one operation on a project's database in its process (the router forwards these). */
+  run(projectId: string, op: ChildOp, timeoutMs = this.options.timeoutMs): Promise<unknown> {
     if (this.stopping)
       return Promise.reject(new DbError("stopped", "The database service is shutting down"));
     let file: string;

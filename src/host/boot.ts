@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import path from "node:path";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { getRequestListener } from "@hono/node-server";
@@ -128,7 +130,7 @@ export async function startHost(
   kv.startSweeping(config.kvSweepIntervalMs, log);
   let secrets: SecretService | undefined;
   const databases = new DbExecutor({
-    dataDir: config.dataDir,
+    dir: d1Dir(config),
     processes: config.dbProcesses,
     timeoutMs: config.dbStatementTimeoutMs,
     maxOpenPerProcess: config.dbMaxOpenPerProcess,
@@ -367,4 +369,23 @@ async function storeProblem(db: Store, changes: ChangeFeed): Promise<string | nu
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Where the project databases live: WORKERBASE_D1_DIR, else `<data dir>/d1`. A data dir from
+ * before the setting keeps its files in `databases`, which moves to `d1` once.
+ */
+function d1Dir(config: Config): string {
+  if (config.d1Dir) return config.d1Dir;
+  const dir = path.join(config.dataDir, "d1");
+  const legacy = path.join(config.dataDir, "databases");
+  if (!fs.existsSync(dir) && fs.existsSync(legacy)) {
+    try {
+      fs.renameSync(legacy, dir);
+    } catch (err) {
+      // Another host of `serve --workers` moved it first.
+      if (!fs.existsSync(dir)) throw err;
+    }
+  }
+  return dir;
 }

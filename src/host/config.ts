@@ -158,6 +158,11 @@ export type Config = typeof defaults & {
    * the worker's number under `--workers`): the owner of the work it claims, `host` in /healthz.
    */
   hostId?: string;
+  /**
+   * The project databases' folder (WORKERBASE_D1_DIR; default `<data dir>/d1`): in a cluster,
+   * one every host can open (the same folder on one machine, a shared volume across machines).
+   */
+  d1Dir?: string;
   /** A listening socket inherited from `serve --workers` (its fd), instead of binding the port. */
   listenFd?: number;
   /** Meta's app secret: checks `X-Hub-Signature-256` of inbound WhatsApp webhooks. */
@@ -256,6 +261,7 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     masterKey: env.WORKERBASE_MASTER_KEY || undefined,
     databaseUrl: flag(args, "database-url") || env.DATABASE_URL || undefined,
     hostId: env.WORKERBASE_HOST_ID || undefined,
+    d1Dir: env.WORKERBASE_D1_DIR ? path.resolve(env.WORKERBASE_D1_DIR) : undefined,
     workers: int(flag(args, "workers") ?? env.WORKERBASE_WORKERS, "workers") || defaults.workers,
     workerIndex:
       int(env.WORKERBASE_WORKER_INDEX, "WORKERBASE_WORKER_INDEX") ?? defaults.workerIndex,

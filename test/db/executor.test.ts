@@ -15,7 +15,7 @@ const endless =
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "wb-exec-"));
   executor = new DbExecutor({
-    dataDir: dir,
+    dir: path.join(dir, "databases"),
     processes: 2,
     timeoutMs: 5000,
     maxOpenPerProcess: 4,
