@@ -30,6 +30,16 @@ export class DbError extends Error {
   }
 }
 
+/** Where a project's operation runs: `here` runs it on this host. */
+export interface DbRouting {
+  run(
+    projectId: string,
+    op: ChildOp,
+    timeoutMs: number,
+    here: () => Promise<unknown>,
+  ): Promise<unknown>;
+}
+
 /** D1's own sentence for a statement that ran past its time limit. */
 export const timeoutMessage =
   "D1 DB storage operation exceeded timeout which caused object to be reset.";
@@ -156,8 +166,24 @@ export class DbExecutor {
     return path.join(this.options.dir, `${projectId.toLowerCase()}.sqlite`);
   }
 
-  /** Runs one operation on a project's database in its process (the router forwards these). */
+  /**
+   * Runs one operation on a project's database: here, or (in a cluster) on the host that owns
+   * the database, as the router decides.
+   */
   run(projectId: string, op: ChildOp, timeoutMs = this.options.timeoutMs): Promise<unknown> {
+    if (!this.router) return this.runHere(projectId, op, timeoutMs);
+    return this.router.run(projectId, op, timeoutMs, () => this.runHere(projectId, op, timeoutMs));
+  }
+
+  /** Sends operations of databases another host owns to that host (set once, in a cluster). */
+  route(router: DbRouting): void {
+    this.router = router;
+  }
+
+  private router?: DbRouting;
+
+  /** Runs one operation in this host's own database processes. */
+  runHere(projectId: string, op: ChildOp, timeoutMs = this.options.timeoutMs): Promise<unknown> {
     if (this.stopping)
       return Promise.reject(new DbError("stopped", "The database service is shutting down"));
     let file: string;
