@@ -17,7 +17,7 @@ import { err } from "./output.js";
 const serveCommand: Command = {
   name: "serve",
   usage:
-    "[--port N] [--host H] [--data DIR] [--public-url URL] [--invoke-origin URL] [--allow-private-network] [--workers N] [--database-url URL]",
+    "[--port N] [--host H] [--data DIR] [--public-url URL] [--invoke-origin URL] [--allow-private-network] [--workers N] [--database-url URL] [--cluster-address HOST:PORT]",
   summary: "run the platform (this process becomes the server)",
   args: [0, 0],
   flags: {
@@ -42,6 +42,11 @@ const serveCommand: Command = {
       type: "string",
       value: "N",
       help: "workerd processes (WORKERBASE_RUNTIME_PROCESSES)",
+    },
+    "cluster-address": {
+      type: "string",
+      value: "HOST:PORT",
+      help: "where the other hosts of a cluster reach this one (WORKERBASE_CLUSTER_ADDRESS, default 127.0.0.1 on a free port)",
     },
     workers: {
       type: "string",

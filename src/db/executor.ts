@@ -56,6 +56,8 @@ export interface ExecutorOptions {
   /** Largest answer (about its JSON size) a child sends back. */
   maxResultBytes: number;
   log: (line: string) => void;
+  /** Each commit reaches the disk before it is acknowledged (a cluster's takeover needs it). */
+  synchronousCommits?: boolean;
 }
 
 interface Job {
@@ -307,6 +309,7 @@ export class DbExecutor {
         env: childEnv({
           WORKERBASE_DB_MAX_OPEN: String(this.options.maxOpenPerProcess),
           WORKERBASE_DB_MAX_RESULT_BYTES: String(this.options.maxResultBytes),
+          ...(this.options.synchronousCommits ? { WORKERBASE_DB_SYNCHRONOUS: "FULL" } : {}),
         }),
       },
     );

@@ -193,7 +193,12 @@ export class ProjectDatabase {
   ) {
     this.db = new SQLite(file);
     this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = NORMAL");
+    // FULL in a cluster (WORKERBASE_DB_SYNCHRONOUS): a commit is on disk before it is acknowledged.
+    this.db.pragma(
+      process.env.WORKERBASE_DB_SYNCHRONOUS === "FULL"
+        ? "synchronous = FULL"
+        : "synchronous = NORMAL",
+    );
     this.db.pragma("busy_timeout = 5000");
     // At most 4 MB of page cache per open project (a process keeps many open).
     this.db.pragma("cache_size = -4000");

@@ -34,6 +34,7 @@ import { createWebhooks } from "../webhooks/host.js";
 import { DbExecutor } from "../db/executor.js";
 import { dbBindingHandler } from "../db/binding.js";
 import { databaseRoutes } from "../db/routes.js";
+import { DbCluster, splitAddress } from "../db/cluster.js";
 import { createWorkflows, hostIdFor } from "../workflows/host.js";
 import { mcpRoutes } from "../mcp/routes.js";
 import { KeyGuard } from "../http/keyguard.js";
@@ -94,7 +95,8 @@ export async function startHost(
   const storeName = storeKind(db);
   const clustered = storeName === "postgres" || config.workers > 1;
   const clock = systemClock;
-  const box = new SecretBox(loadMasterKey(config.dataDir, config.masterKey));
+  const masterKey = loadMasterKey(config.dataDir, config.masterKey);
+  const box = new SecretBox(masterKey);
   try {
     await checkMasterKey(db, box);
   } catch (err) {
@@ -136,7 +138,33 @@ export async function startHost(
     maxOpenPerProcess: config.dbMaxOpenPerProcess,
     maxResultBytes: config.dbMaxRequestBytes,
     log,
+    synchronousCommits: clustered,
   });
+  // In a cluster each project database has one owner host; the others forward to it.
+  let dbCluster: DbCluster | undefined;
+  if (clustered) {
+    dbCluster = new DbCluster(db, {
+      hostId,
+      address: workerClusterAddress(config),
+      masterKey,
+      leaseMs: config.dbLeaseMs,
+      renewMs: config.dbLeaseRenewMs,
+      maxBodyBytes: 128 * 1024 * 1024,
+      clock,
+      log,
+    });
+    try {
+      await dbCluster.start(databases);
+    } catch (err) {
+      server.close();
+      await databases.stop();
+      await changes.stop();
+      await db.destroy();
+      throw new Error(
+        `Cannot listen for the other hosts on ${config.clusterAddress} (${(err as Error).message}); pick another --cluster-address`,
+      );
+    }
+  }
   const internal = await startInternalServer(
     {
       code: async (deploymentId) => {
@@ -339,7 +367,10 @@ export async function startHost(
       await retention.stop();
       await rateLimiter.stop();
       await pool!.stop();
+      // A graceful handover: running statements finish, the files close, the leases go.
+      await dbCluster?.drain(Math.max(deadline, Date.now() + 2000));
       await databases.stop();
+      await dbCluster?.release();
       await internal.close();
       await kv.stop();
       clearInterval(deploySweep);
@@ -388,4 +419,11 @@ function d1Dir(config: Config): string {
     }
   }
   return dir;
+}
+
+/** The hosts of `serve --workers` each take the next port after a fixed cluster address. */
+function workerClusterAddress(config: Config): string {
+  const [host, port] = splitAddress(config.clusterAddress);
+  if (port === 0 || config.workers <= 1) return config.clusterAddress;
+  return `${host.includes(":") ? `[${host}]` : host}:${port + config.workerIndex}`;
 }

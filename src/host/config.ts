@@ -126,6 +126,16 @@ export const defaults = {
   webhookLeaseMs: 20_000,
   /** Messages of a conversation given to workflows in `whatsapp_context` (the latest ones). */
   whatsappContextMessages: 50,
+  /**
+   * Where this host listens for the other hosts of its cluster (`--cluster-address`,
+   * WORKERBASE_CLUSTER_ADDRESS): they send it the statements of the project databases it
+   * owns. Port 0 picks a free one; across machines give an address the others can reach.
+   */
+  clusterAddress: "127.0.0.1:0",
+  /** A project database's owner renews its lease this often; unrenewed, it lapses after... */
+  dbLeaseRenewMs: 5000,
+  /** ...this long, and another host may take the database. */
+  dbLeaseMs: 15_000,
   /** Hosts `serve` runs on this machine behind one port (`--workers`). */
   workers: 1,
   /** This host's number among `--workers` (0 for the first, or when there is one). */
@@ -235,6 +245,19 @@ function operatorKey(value: string | undefined, name: string): string | undefine
   return value;
 }
 
+/** `host:port` that other hosts can reach (so not 0.0.0.0 or ::). */
+function clusterAddress(value: string | undefined): string {
+  if (value === undefined || value.trim() === "") return defaults.clusterAddress;
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(value.trim());
+  if (!m || Number(m[2]) > 65535)
+    throw new Error(`cluster-address must be host:port, got "${value}"`);
+  if (m[1] === "0.0.0.0" || m[1] === "[::]")
+    throw new Error(
+      `cluster-address must be an address the other hosts reach this one on, not ${m[1]}`,
+    );
+  return value.trim();
+}
+
 function bool(value: string | undefined): boolean {
   return value === "1" || value === "true" || value === "yes";
 }
@@ -262,6 +285,7 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     databaseUrl: flag(args, "database-url") || env.DATABASE_URL || undefined,
     hostId: env.WORKERBASE_HOST_ID || undefined,
     d1Dir: env.WORKERBASE_D1_DIR ? path.resolve(env.WORKERBASE_D1_DIR) : undefined,
+    clusterAddress: clusterAddress(flag(args, "cluster-address") ?? env.WORKERBASE_CLUSTER_ADDRESS),
     workers: int(flag(args, "workers") ?? env.WORKERBASE_WORKERS, "workers") || defaults.workers,
     workerIndex:
       int(env.WORKERBASE_WORKER_INDEX, "WORKERBASE_WORKER_INDEX") ?? defaults.workerIndex,

@@ -359,4 +359,17 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0040_database_owners": {
+    async up(db: Kysely<unknown>) {
+      const t = typesFor(db);
+      // One owner host per project database (env.DB), under a lease.
+      await db.schema
+        .createTable("database_owners")
+        .addColumn("project_id", "text", (c) => c.primaryKey())
+        .addColumn("host_id", "text", (c) => c.notNull())
+        .addColumn("address", "text", (c) => c.notNull())
+        .addColumn("until", t.epoch, (c) => c.notNull())
+        .execute();
+    },
+  },
 };

@@ -264,6 +264,16 @@ export interface RateWindowsTable {
   count: number;
 }
 
+/** The host that owns a project database (env.DB) while its lease lasts. */
+export interface DatabaseOwnersTable {
+  project_id: string;
+  host_id: string;
+  /** `host:port` of the owner's cluster channel. */
+  address: string;
+  /** Epoch ms. */
+  until: number;
+}
+
 export interface Database {
   projects: ProjectsTable;
   api_keys: ApiKeysTable;
@@ -286,4 +296,5 @@ export interface Database {
   function_holds: FunctionHoldsTable;
   cluster_meta: ClusterMetaTable;
   rate_windows: RateWindowsTable;
+  database_owners: DatabaseOwnersTable;
 }
