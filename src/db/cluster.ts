@@ -119,6 +119,11 @@ export class DbCluster implements DbRouting {
     }
   }
 
+  /** How many databases this host owns now. */
+  owned(): number {
+    return [...this.held.keys()].filter((id) => this.holds(id)).length;
+  }
+
   /** Whether this host holds `projectId`'s database now (by its own reckoning of the lease). */
   holds(projectId: string): boolean {
     const until = this.held.get(projectId);

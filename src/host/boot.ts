@@ -261,7 +261,14 @@ export async function startHost(
         runtime: pool!.describe(),
         memory_enforcement: pool!.memory.enforcement,
         ...pool!.stats,
-        databases: { pids: databases.pids(), ...databases.stats },
+        databases: {
+          pids: databases.pids(),
+          ...databases.stats,
+          // In a cluster: databases this host owns, and operations it forwarded or served.
+          ...(dbCluster
+            ? { owned: dbCluster.owned(), cluster_address: dbCluster.address, ...dbCluster.stats }
+            : {}),
+        },
       }),
       metrics: () => metrics.render(pool!.describe(), pool!.stats),
       adminKey: config.adminKey,

@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { Miniflare } from "miniflare";
+import crypto from "node:crypto";
+import os from "node:os";
+import path from "node:path";
 import { deployFunction, startServer, type TestServer } from "../helpers/server.js";
+import { createTestDatabase, dropTestDatabases } from "../helpers/postgres.js";
 
 // env.DB side by side with Miniflare (the local reference for D1): each suite is one handler
 // run under both, in a fresh database each, and every case's output must be equal once the
@@ -407,29 +411,89 @@ async function underWorkerbase(name: string, code: string): Promise<Record<strin
   return (await res.json()) as Record<string, unknown>;
 }
 
+/**
+ * Two hosts of a cluster (one PostgreSQL store, one shared D1 folder): the owner takes the
+ * project's database first, then the function runs on the other host, whose every statement
+ * is forwarded to the owner.
+ */
+let owner: TestServer;
+let forwarder: TestServer;
+
+async function throughForwardingHost(name: string, code: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`${owner.url}/admin/v1/projects`, {
+    method: "POST",
+    headers: { "x-admin-key": owner.adminKey, "content-type": "application/json" },
+    body: JSON.stringify({ project: { name } }),
+  });
+  assert.equal(res.status, 201);
+  const key = ((await res.json()) as any).data.api_key;
+  const claimed = await owner.call(
+    "POST",
+    "/database/query",
+    { sql: "select 1" },
+    {
+      "x-api-key": key,
+    },
+  );
+  assert.equal(claimed.status, 200);
+  const fn = await deployFunction(forwarder, { name, code }, key);
+  assert.equal(fn.status, "deployed", fn.deploy_error);
+  const answer = await fetch(`${forwarder.api}/functions/${fn.id}/invoke`, {
+    headers: { "x-api-key": key },
+  });
+  assert.equal(answer.status, 200, await answer.clone().text());
+  const { databases } = await forwarder.health();
+  assert.equal(databases.owned, 0, "the forwarding host opened no project database");
+  return (await answer.json()) as Record<string, unknown>;
+}
+
 async function sideBySide(name: string, body: string): Promise<void> {
   const code = handlerOf(body);
-  const [ours, theirs] = await Promise.all([underWorkerbase(name, code), underMiniflare(code)]);
-  checkOurMeta(ours, name);
-  assert.deepEqual(Object.keys(ours), Object.keys(theirs));
-  for (const key of Object.keys(theirs)) {
-    const counters = !(`${name}: ${key}` in countersDiffer);
-    assert.deepEqual(
-      normalize(ours[key], counters),
-      normalize(theirs[key], counters),
-      `${name}: ${key}`,
-    );
+  const [ours, forwarded, theirs] = await Promise.all([
+    underWorkerbase(name, code),
+    throughForwardingHost(name, code),
+    underMiniflare(code),
+  ]);
+  for (const [how, answer] of [
+    ["one host", ours],
+    ["a forwarding host", forwarded],
+  ] as const) {
+    checkOurMeta(answer, `${name} (${how})`);
+    assert.deepEqual(Object.keys(answer), Object.keys(theirs));
+    for (const key of Object.keys(theirs)) {
+      const counters = !(`${name}: ${key}` in countersDiffer);
+      assert.deepEqual(
+        normalize(answer[key], counters),
+        normalize(theirs[key], counters),
+        `${name}: ${key} (${how})`,
+      );
+    }
   }
 }
 
+const sharedD1 = fs.mkdtempSync(path.join(os.tmpdir(), "wb-d1-fwd-"));
+
 before(async () => {
-  server = await startServer();
+  const database = await createTestDatabase();
+  const env = {
+    DATABASE_URL: database.url,
+    WORKERBASE_MASTER_KEY: crypto.randomBytes(32).toString("base64"),
+    WORKERBASE_ADMIN_KEY: "admin_" + crypto.randomBytes(12).toString("hex"),
+    WORKERBASE_D1_DIR: sharedD1,
+  };
+  [server, owner, forwarder] = await Promise.all([
+    startServer(),
+    startServer({ env }),
+    startServer({ env }),
+  ]);
 });
 after(async () => {
-  await server.stop();
+  await Promise.all([server.stop(), owner.stop(), forwarder.stop()]);
+  await dropTestDatabases();
+  fs.rmSync(sharedD1, { recursive: true, force: true });
 });
 
-describe("env.DB side by side with Miniflare", () => {
+describe("env.DB side by side with Miniflare, on one host and through a forwarding host", () => {
   it("statements, binding, results and meta match", () => sideBySide("statements", statements));
   it("every error code and message matches", () => sideBySide("errors", errors));
   it("batch, exec and sessions match", () => sideBySide("batch-exec-session", batchExecSession));
