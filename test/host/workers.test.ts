@@ -196,6 +196,42 @@ describe("serve --workers 2", () => {
     for (const [host, n] of served) assert.ok(n > 0, `host ${host} answered no invocation`);
   });
 
+  it("writes through both hosts land in one project database, which one host's processes alone hold open", async () => {
+    const query = (sql: string) =>
+      fetch(`${server.api}/database/query`, {
+        method: "POST",
+        headers: {
+          "x-api-key": server.key,
+          "content-type": "application/json",
+          connection: "close",
+        },
+        body: JSON.stringify({ sql }),
+      });
+    assert.equal((await query("create table w (n integer)")).status, 200);
+    for (let i = 0; i < 20; i++)
+      assert.equal((await query(`insert into w values (${i})`)).status, 200);
+    const res = await query("select count(*) as n from w");
+    assert.equal(((await res.json()) as any).data.results[0].n, 20);
+    const dir = path.join(server.dataDir, "d1");
+    const file = path.join(
+      dir,
+      fs.readdirSync(dir).find((f) => f.endsWith(".sqlite"))!,
+    );
+    // Every node process below each host (its database processes), and which hold the file.
+    const holding = [...hostsOf(server.child.pid!).keys()].filter((host) =>
+      descendants(host).some((p) => {
+        try {
+          return fs
+            .readdirSync(`/proc/${p.pid}/fd`)
+            .some((fd) => fs.readlinkSync(`/proc/${p.pid}/fd/${fd}`) === file);
+        } catch {
+          return false;
+        }
+      }),
+    );
+    assert.equal(holding.length, 1, "exactly one host's processes have the file open");
+  });
+
   it("a key revoked through one host is refused by both within 1 s", async () => {
     const admin = { "x-admin-key": server.adminKey, "content-type": "application/json" };
     const projects = await fetch(`${server.url}/admin/v1/projects`, { headers: admin }).then((r) =>
