@@ -5,7 +5,7 @@ import { Miniflare } from "miniflare";
 import crypto from "node:crypto";
 import os from "node:os";
 import path from "node:path";
-import { deployFunction, startServer, type TestServer } from "../helpers/server.js";
+import { deployFunction, eventually, startServer, type TestServer } from "../helpers/server.js";
 import { createTestDatabase, dropTestDatabases } from "../helpers/postgres.js";
 
 // env.DB side by side with Miniflare (the local reference for D1): each suite is one handler
@@ -491,6 +491,66 @@ after(async () => {
   await Promise.all([server.stop(), owner.stop(), forwarder.stop()]);
   await dropTestDatabases();
   fs.rmSync(sharedD1, { recursive: true, force: true });
+});
+
+describe("env.DB through a forwarding host", () => {
+  it("a runaway statement is killed on the owner, and the caller hears what one host says", async () => {
+    const code = `async function handler(request, env) {
+  try {
+    await env.DB.prepare("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) AS n FROM c").first("n");
+    return Response.json({ finished: true });
+  } catch (e) {
+    return Response.json({ error: String(e.message) });
+  }
+}`;
+    const answers = [];
+    for (const [host, key] of [
+      [server, await newProject("runaway-one")],
+      [forwarder, null],
+    ] as const) {
+      let apiKey = key;
+      if (!apiKey) {
+        const res = await fetch(`${owner.url}/admin/v1/projects`, {
+          method: "POST",
+          headers: { "x-admin-key": owner.adminKey, "content-type": "application/json" },
+          body: JSON.stringify({ project: { name: "runaway-cluster" } }),
+        });
+        apiKey = ((await res.json()) as any).data.api_key as string;
+        const claimed = await owner.call(
+          "POST",
+          "/database/query",
+          { sql: "select 1" },
+          {
+            "x-api-key": apiKey,
+          },
+        );
+        assert.equal(claimed.status, 200);
+      }
+      const fn = await deployFunction(
+        host,
+        { name: "runaway", code, runtime_config: { timeout: 5 } },
+        apiKey,
+      );
+      const started = Date.now();
+      const res = await fetch(`${host.api}/functions/${fn.id}/invoke`, {
+        headers: { "x-api-key": apiKey },
+      });
+      answers.push({ status: res.status, body: await res.text(), took: Date.now() - started });
+    }
+    const [single, forwarded] = answers;
+    const { invocation_id: _a, ...one } = JSON.parse(single!.body);
+    const { invocation_id: _b, ...through } = JSON.parse(forwarded!.body);
+    assert.equal(forwarded!.status, single!.status);
+    assert.deepEqual(through, one);
+    assert.ok(forwarded!.took < 15_000, `took ${forwarded!.took} ms`);
+    // The statement was stopped where it ran: in the owner's database process.
+    const stopped = await eventually(async () => {
+      const { databases } = await owner.health();
+      return databases.timeouts >= 1 ? databases : undefined;
+    }, 10_000);
+    assert.ok(stopped.owned >= 1);
+    assert.equal((await forwarder.health()).databases.timeouts, 0);
+  });
 });
 
 describe("env.DB side by side with Miniflare, on one host and through a forwarding host", () => {
