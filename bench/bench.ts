@@ -157,7 +157,7 @@ const workerdPackage = createRequire(import.meta.url)("workerd/package.json") as
   version: string;
 };
 
-function machine(): Machine {
+export function machine(): Machine {
   const cpu = fs.readFileSync("/proc/cpuinfo", "utf8");
   const mf = miniflareVersions();
   return {

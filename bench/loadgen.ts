@@ -27,6 +27,7 @@ export interface LoadResult {
   /** Requests per second in the measured window. */
   rps: number;
   p50Ms: number;
+  p90Ms: number;
   p99Ms: number;
   meanMs: number;
   /** Answers that were not 2xx, and broken connections. */
@@ -147,6 +148,7 @@ async function runJob(job: LoadJob): Promise<LoadResult> {
     requests: latencies.length,
     rps: (latencies.length / elapsedMs) * 1000,
     p50Ms: pick(0.5),
+    p90Ms: pick(0.9),
     p99Ms: pick(0.99),
     meanMs: latencies.length ? sum / latencies.length : NaN,
     non2xx,

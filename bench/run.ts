@@ -3,12 +3,16 @@
 //
 // Flags: --quick (small counts, a minute or two), --rounds N, --duration MS, --warmup MS,
 // --functions N (memory: the largest step), --cold N, --deploys N, --parallel N,
-// --no-postgres (skip the PostgreSQL store rows; they are skipped anyway when no server
-// answers at WORKERBASE_BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres).
+// --no-postgres (skip the PostgreSQL store rows and the cluster scenario; they are skipped
+// anyway when no server answers at WORKERBASE_BENCH_DATABASE_URL, default
+// postgres://postgres@127.0.0.1:5432/postgres), --only d1-cluster (only the D1 point query
+// through a forwarding host beside the owner, about a minute; --rounds and --duration apply).
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { fullRun, runBench, type BenchOptions } from "./bench.js";
+import { fullRun, machine, runBench, type BenchOptions } from "./bench.js";
+import { benchD1Cluster, renderD1Cluster } from "./cluster.js";
 import { createBenchDatabase, type CommitProbe } from "./postgres.js";
 import { render } from "./report.js";
 import { benchWorkflows, type WorkflowBench } from "./workflows.js";
@@ -51,7 +55,51 @@ if (functions !== undefined)
     (v, i, a) => a.indexOf(v) === i,
   );
 
+const scenarios = ["d1-cluster"];
+const onlyAt = args.indexOf("--only");
+const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
+if (onlyAt >= 0 && !scenarios.includes(only ?? ""))
+  throw new Error(`--only takes one of: ${scenarios.join(", ")}`);
+// --duration sets the ops cells' measured time too when only the cluster scenario runs.
+const clusterOptions = () => ({
+  opsPerCall: options.opsPerCall,
+  opsDurationMs: only ? (flag("duration") ?? options.opsDurationMs) : options.opsDurationMs,
+  warmupMs: options.warmupMs,
+  rounds: options.rounds,
+});
 const command = ["npm run bench", ...(args.length ? ["--", ...args] : [])].join(" ");
+const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "out");
+
+if (only === "d1-cluster") {
+  const began = new Date();
+  const loadBefore = os.loadavg();
+  const cluster = await benchD1Cluster(clusterOptions(), options.log);
+  const m = machine();
+  const markdown =
+    [
+      `Run of ${began.toISOString()} (${Math.round((Date.now() - began.getTime()) / 1000)} s): \`${command}\``,
+      "",
+      `- CPU: ${m.cpuModel}, ${m.cores} cores; memory ${(m.memoryBytes / 1024 ** 3).toFixed(0)} GB; Linux ${m.kernel}`,
+      `- Node ${m.node}; workerd ${m.workerd}`,
+      `- load average before ${loadBefore.map((x) => x.toFixed(2)).join(" ")}, after ${os
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(" ")}`,
+    ].join("\n") +
+    "\n" +
+    renderD1Cluster(cluster);
+  fs.mkdirSync(out, { recursive: true });
+  const stamp = `${began.toISOString().replace(/[:.]/g, "-")}-d1-cluster`;
+  fs.writeFileSync(
+    path.join(out, `${stamp}.json`),
+    JSON.stringify({ date: began.toISOString(), machine: m, command, cluster }, null, 2),
+  );
+  fs.writeFileSync(path.join(out, `${stamp}.md`), markdown);
+  console.log(markdown);
+  console.error(`saved bench/out/${stamp}.md and .json`);
+  process.exit(0);
+}
+
 const results = await runBench(options);
 const runs = args.includes("--quick") ? 5 : 30;
 const workflows: WorkflowBench[] = [await benchWorkflows(runs, options.log)];
@@ -74,14 +122,22 @@ for (const variant of [undefined, "synchronous_commit = off"]) {
     await db.drop();
   }
 }
+const cluster =
+  options.postgres === false
+    ? { skipped: "not requested in this run (--no-postgres)" }
+    : await benchD1Cluster(clusterOptions(), options.log).catch((err: Error) => {
+        options.log(`D1 in a cluster failed: ${err.message}`);
+        return { skipped: `the run failed: ${err.message.slice(0, 500)}` };
+      });
 const markdown =
-  render(results, command) + renderWorkflows(workflows, workflowsOnPostgres, commits);
-const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "out");
+  render(results, command) +
+  renderWorkflows(workflows, workflowsOnPostgres, commits) +
+  renderD1Cluster(cluster);
 fs.mkdirSync(out, { recursive: true });
 const stamp = results.date.replace(/[:.]/g, "-");
 fs.writeFileSync(
   path.join(out, `${stamp}.json`),
-  JSON.stringify({ ...results, workflows, postgresCommits: commits ?? null }, null, 2),
+  JSON.stringify({ ...results, workflows, postgresCommits: commits ?? null, cluster }, null, 2),
 );
 fs.writeFileSync(path.join(out, `${stamp}.md`), markdown);
 console.log(markdown);

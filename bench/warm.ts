@@ -86,6 +86,7 @@ export function combine(rounds: CellResult[]): CellResult {
     requests: rounds.reduce((n, r) => n + r.requests, 0),
     rps: median(rounds.map((r) => r.rps)),
     p50Ms: median(rounds.map((r) => r.p50Ms)),
+    p90Ms: median(rounds.map((r) => r.p90Ms)),
     p99Ms: median(rounds.map((r) => r.p99Ms)),
     meanMs: median(rounds.map((r) => r.meanMs)),
     non2xx: rounds.reduce((n, r) => n + r.non2xx, 0),
