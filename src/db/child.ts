@@ -25,16 +25,25 @@ function database(file: string): ProjectDatabase {
   return db;
 }
 
+function run(db: ProjectDatabase, request: ChildRequest): unknown {
+  switch (request.op) {
+    case "query":
+      return db.query(request.queries);
+    case "statements":
+      return db.statementsInOrder(request.sql, request.params);
+    case "tables":
+      return db.tables();
+    case "export":
+      return db.exportSql(request.maxBytes);
+    case "import":
+      return db.importSql(request.sql);
+  }
+}
+
 function answer(request: ChildRequest): ChildReply {
   try {
     const db = database(request.file);
-    const value =
-      request.op === "query"
-        ? db.query(request.queries)
-        : request.op === "statements"
-          ? db.statementsInOrder(request.sql, request.params)
-          : db.tables();
-    return { id: request.id, ok: true, value };
+    return { id: request.id, ok: true, value: run(db, request) };
   } catch (err) {
     return { id: request.id, ok: false, error: failureOf(err).message };
   }

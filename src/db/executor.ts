@@ -5,13 +5,16 @@ import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { childEnv } from "../host/childenv.js";
 import { isUuid } from "../http/validate.js";
+import type { ExportResult, ImportResult } from "./dump.js";
 import type { D1Query, D1Value, RawResult, StatementsResult, TableInfo } from "./service.js";
 
 /** What the host asks of a database child; one message is one transaction (or a listing). */
 export type ChildOp =
   | { op: "query"; queries: D1Query[] }
   | { op: "statements"; sql: string; params: D1Value[] }
-  | { op: "tables" };
+  | { op: "tables" }
+  | { op: "export"; maxBytes: number }
+  | { op: "import"; sql: string };
 
 export type ChildRequest = { id: number; file: string } & ChildOp;
 
@@ -155,6 +158,16 @@ export class DbExecutor {
   /** The project's tables with columns and row counts. */
   tables(projectId: string, timeoutMs?: number): Promise<TableInfo[]> {
     return this.run(projectId, { op: "tables" }, timeoutMs) as Promise<TableInfo[]>;
+  }
+
+  /** The database as SQL text (schema, then rows), failing past `maxBytes` of it. */
+  exportSql(projectId: string, maxBytes: number, timeoutMs?: number): Promise<ExportResult> {
+    return this.run(projectId, { op: "export", maxBytes }, timeoutMs) as Promise<ExportResult>;
+  }
+
+  /** Runs a SQL file in one transaction, all or nothing. */
+  importSql(projectId: string, sql: string, timeoutMs?: number): Promise<ImportResult> {
+    return this.run(projectId, { op: "import", sql }, timeoutMs) as Promise<ImportResult>;
   }
 
   /** PIDs of the running children (for tests and /healthz). */

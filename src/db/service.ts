@@ -4,6 +4,7 @@
 // rule here is Miniflare's D1 (and the D1 shim inside workerd), compared side by side in
 // test/e2e/d1.test.ts.
 import SQLite from "better-sqlite3";
+import { exportDatabase, importStatements, type ExportResult, type ImportResult } from "./dump.js";
 import { programOf, type Bound, type Catalog, type Program, type RangeQuery } from "./meter.js";
 import { parameters, refusal, splitStatements, tokenize, unquote, type Piece } from "./sql.js";
 
@@ -258,6 +259,19 @@ export class ProjectDatabase {
       }
     }
     return { statements: pieces.length, results };
+  }
+
+  /** The database as SQL text (schema, then rows as INSERTs), at most `maxBytes` of it. */
+  exportSql(maxBytes: number): ExportResult {
+    return exportDatabase(this.db, maxBytes);
+  }
+
+  /** Runs a SQL file in one transaction: all of it or, at the first failure, nothing. */
+  importSql(sql: string): ImportResult {
+    return importStatements(this.db, sql, {
+      describe: (err, piece) => this.describe(err, piece),
+      notAuthorized: messages.notAuthorized,
+    });
   }
 
   /** Every user table with its columns and row count. */

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { deployFunction, startServer, type TestServer } from "../helpers/server.js";
 import { cli, json, type CliResult } from "../helpers/cli.js";
@@ -209,5 +212,95 @@ describe("workerbase projects and keys", () => {
     assert.match(wrong.stderr, /refused the admin key admin_wr… \(from --admin-key\)/);
     const noProject = await cli(server, ["keys", "create"], { env: admin });
     assert.equal(noProject.code, 2);
+  });
+});
+
+describe("workerbase db export and import", () => {
+  it("copies a database to another project through a file, with progress for a large one", async (t) => {
+    if (!(await needsRoute(t, "GET", "/database/export"))) return;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wb-cli-export-"));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const setup = await cli(server, [
+      "db",
+      "query",
+      "CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT, price REAL, cover BLOB);" +
+        " INSERT INTO books VALUES (1, 'Rock''n''roll\nvol. 1', 9.5, X'CAFE'), (2, 'Zoë', NULL, NULL)",
+    ]);
+    assert.equal(setup.code, 0, setup.stderr);
+
+    const file = path.join(dir, "books.sql");
+    const exported = await cli(server, ["db", "export", "--output", file]);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.equal(exported.stdout, "");
+    assert.match(exported.stderr, new RegExp(`^wrote [\\d.]+ (bytes|KiB) of SQL to ${file}\\n$`));
+    const toStdout = await cli(server, ["db", "export"]);
+    assert.equal(toStdout.code, 0, toStdout.stderr);
+    assert.equal(toStdout.stdout, fs.readFileSync(file, "utf8"));
+    assert.match(toStdout.stdout, /^CREATE TABLE books/m);
+
+    const created = await cli(server, ["projects", "create", "Imported", "--json"], {
+      env: { WORKERBASE_ADMIN_KEY: server.adminKey },
+    });
+    assert.equal(created.code, 0, created.stderr);
+    const other = { WORKERBASE_API_KEY: json(created).data.api_key };
+    const imported = await cli(server, ["db", "import", file], { env: other });
+    assert.equal(imported.code, 0, imported.stderr);
+    assert.match(
+      imported.stdout,
+      /^imported .*books\.sql: \d+ statements run, \d+ rows changed\n$/,
+    );
+    assert.equal(imported.stderr, "", "no progress lines for a small file");
+    const copied = json(
+      await cli(
+        server,
+        [
+          "db",
+          "query",
+          "SELECT id, title, price, hex(cover) AS cover FROM books ORDER BY id",
+          "--json",
+        ],
+        {
+          env: other,
+        },
+      ),
+    );
+    assert.deepEqual(copied.data.results, [
+      { id: 1, title: "Rock'n'roll\nvol. 1", price: 9.5, cover: "CAFE" },
+      { id: 2, title: "Zoë", price: null, cover: "" },
+    ]);
+
+    // Importing it again fails on its CREATE TABLE, in one line, and changes nothing.
+    const again = await cli(server, ["db", "import", file], { env: other });
+    assert.equal(again.code, 1);
+    assert.match(
+      again.stderr,
+      /^error: Statement \d+ \(CREATE TABLE \w+ .*\) failed: table \w+ already exists.*; nothing was imported\n$/,
+    );
+
+    // A file of a few MiB reports its upload on stderr (a line at each quarter, not a terminal).
+    const big = path.join(dir, "big.sql");
+    const rows = Array.from(
+      { length: 40_000 },
+      (_, i) => `INSERT INTO pages VALUES (${i}, '${"page text ".repeat(8)}');`,
+    );
+    fs.writeFileSync(
+      big,
+      ["CREATE TABLE pages (n INTEGER PRIMARY KEY, body TEXT);", ...rows].join("\n"),
+    );
+    const large = await cli(server, ["db", "import", big, "--json"], { env: other });
+    assert.equal(large.code, 0, large.stderr);
+    assert.deepEqual(json(large).data, { statements: 40_001, skipped: 0, changes: 40_000 });
+    const progress = large.stderr.trim().split("\n");
+    assert.ok(progress.length >= 4 && progress.length <= 5, large.stderr);
+    const mib = (fs.statSync(big).size / 1024 / 1024).toFixed(1);
+    assert.equal(
+      progress[progress.length - 1],
+      `uploading big.sql: ${mib} MiB of ${mib} MiB (100%)`,
+    );
+
+    const missing = await cli(server, ["db", "import", path.join(dir, "nope.sql")]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /SQL file .*nope\.sql does not exist/);
+    assert.equal((await cli(server, ["db", "import"])).code, 2);
   });
 });
