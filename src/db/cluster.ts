@@ -1,8 +1,7 @@
 import crypto from "node:crypto";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Clock } from "../store/clock.js";
 import type { Store } from "../store/db.js";
+import { ChannelClient, listenChannel } from "./channel.js";
 import { DbError, type ChildOp, type DbExecutor, type DbRouting } from "./executor.js";
 
 export interface DbClusterOptions {
@@ -20,6 +19,18 @@ export interface DbClusterOptions {
   log: (line: string) => void;
 }
 
+/** What a host sends the owner, and what it answers. */
+interface ForwardedOp {
+  projectId: string;
+  op: ChildOp;
+  timeoutMs: number;
+}
+interface Answer {
+  value?: unknown;
+  notOwner?: boolean;
+  error?: { kind: DbError["kind"]; message: string };
+}
+
 /** Where a project's database is served from: here, or another host at `address`. */
 type Place = "here" | { hostId: string; address: string; until: number };
 
@@ -29,18 +40,14 @@ class NotOwner extends Error {}
 /** The owner's address did not answer. */
 class Unreachable extends DbError {}
 
-const tsHeader = "x-workerbase-cluster-time";
-const sigHeader = "x-workerbase-cluster-signature";
-/** How old (or early) a signed request may be: bounds replays on the channel. */
-const skewMs = 60_000;
-
 /**
  * One owner per project database in a cluster, as D1 runs each database with one primary.
  * The owner holds a lease in the store (`database_owners`), renewed every `renewMs` and void
  * `leaseMs` after its last renewal; only the owner's database processes open the file. Any
- * other host sends the project's operations to the owner's registered address over this
- * channel, signed with a key derived from the master key (HMAC-SHA256 over time and body):
- * a request without a valid signature is refused before its body is even parsed. The owner
+ * other host sends the project's operations to the owner's registered address over the
+ * hosts' channel (src/db/channel.ts: persistent connections, both ends proving they hold a
+ * key derived from the master key when one opens; a peer that cannot is cut off before
+ * anything it sends is read as a request). The owner
  * runs them exactly as local ones (same executor, same limits and time limits) and answers
  * with the result or the same DbError, so forwarding changes no semantics.
  */
@@ -50,9 +57,9 @@ export class DbCluster implements DbRouting {
   private claims = new Map<string, Promise<Place>>();
   private inFlight = 0;
   private stopping = false;
-  private server?: http.Server;
+  private server?: { port: number; close: () => void };
   private timer?: NodeJS.Timeout;
-  private agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  private client: ChannelClient;
   private key: Buffer;
   private executor?: DbExecutor;
   /** The address other hosts reach this one on (registered with each lease). */
@@ -66,19 +73,17 @@ export class DbCluster implements DbRouting {
     this.key = Buffer.from(
       crypto.hkdfSync("sha256", o.masterKey, "", "workerbase cluster channel", 32),
     );
+    this.client = new ChannelClient(this.key, o.maxBodyBytes);
   }
 
   /** Listens for other hosts and starts renewing leases; operations run on `executor`. */
   async start(executor: DbExecutor): Promise<void> {
     this.executor = executor;
     const [host, port] = splitAddress(this.o.address);
-    this.server = http.createServer((req, res) => void this.serve(req, res));
-    this.server.keepAliveTimeout = 30_000;
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once("error", reject);
-      this.server!.listen(port, host, () => resolve());
-    });
-    const actual = (this.server.address() as AddressInfo).port;
+    this.server = await listenChannel(host, port, this.key, this.o.maxBodyBytes, (request) =>
+      this.serve(request as ForwardedOp),
+    );
+    const actual = this.server.port;
     this.address = `${host.includes(":") ? `[${host}]` : host}:${actual}`;
     this.timer = setInterval(() => void this.renew(), this.o.renewMs);
     this.timer.unref();
@@ -228,121 +233,32 @@ export class DbCluster implements DbRouting {
     timeoutMs: number,
   ): Promise<unknown> {
     this.stats.forwarded++;
-    const body = Buffer.from(JSON.stringify({ projectId, op, timeoutMs }));
-    const ts = String(Date.now());
     const [host, port] = splitAddress(place.address);
-    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = http.request(
-        {
-          host,
-          port,
-          method: "POST",
-          path: "/d1",
-          agent: this.agent,
-          headers: {
-            "content-type": "application/json",
-            "content-length": body.length,
-            [tsHeader]: ts,
-            [sigHeader]: this.sign(ts, body),
-          },
-          // The statement's own limit runs on the owner; this only bounds a dead connection.
-          timeout: timeoutMs + 10_000,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () =>
-            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
-          );
-          res.on("error", reject);
-        },
-      );
-      req.on("timeout", () => req.destroy(new Error("no answer in time")));
-      req.on("error", reject);
-      req.end(body);
-    }).catch((err: Error) => {
-      throw new Unreachable(
-        "crashed",
-        `The host that owns this project's database cannot be reached (${err.message}); try again in a few seconds`,
-      );
-    });
-    if (answer.status === 409) throw new NotOwner();
-    let parsed: { value?: unknown; error?: { kind: DbError["kind"]; message: string } };
-    try {
-      parsed = JSON.parse(answer.text);
-    } catch {
-      throw new DbError("crashed", `The database's owner answered ${answer.status}`);
-    }
-    if (answer.status !== 200 || parsed.error) {
-      const e = parsed.error ?? { kind: "crashed" as const, message: answer.text.slice(0, 200) };
-      throw new DbError(e.kind, e.message);
-    }
-    return parsed.value;
+    // The statement's own limit runs on the owner; this only bounds a dead connection.
+    const answer = (await this.client
+      .request(host, port, { projectId, op, timeoutMs }, timeoutMs + 10_000)
+      .catch((err: Error) => {
+        throw new Unreachable(
+          "crashed",
+          `The host that owns this project's database cannot be reached (${err.message}); try again in a few seconds`,
+        );
+      })) as Answer;
+    if (answer.notOwner) throw new NotOwner();
+    if (answer.error) throw new DbError(answer.error.kind, answer.error.message);
+    return answer.value;
   }
 
-  private sign(ts: string, body: Buffer): string {
-    return crypto.createHmac("sha256", this.key).update(ts).update(".").update(body).digest("hex");
-  }
-
-  /** An operation forwarded by another host: checked, run here, answered. */
-  private async serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const reply = (status: number, value: unknown) => {
-      const text = JSON.stringify(value);
-      res.writeHead(status, {
-        "content-type": "application/json",
-        "content-length": Buffer.byteLength(text),
-      });
-      res.end(text);
-    };
-    const ts = String(req.headers[tsHeader] ?? "");
-    const signature = String(req.headers[sigHeader] ?? "");
-    const age = Math.abs(Date.now() - Number(ts));
-    if (
-      req.method !== "POST" ||
-      req.url !== "/d1" ||
-      !/^[0-9a-f]{64}$/.test(signature) ||
-      !(age < skewMs)
-    ) {
-      req.resume();
-      return reply(401, {
-        error: { kind: "sql", message: "Not a signed request of this cluster" },
-      });
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    try {
-      for await (const chunk of req) {
-        size += (chunk as Buffer).length;
-        if (size > this.o.maxBodyBytes) {
-          res.setHeader("connection", "close");
-          return reply(413, { error: { kind: "sql", message: "The request is too large" } });
-        }
-        chunks.push(chunk as Buffer);
-      }
-    } catch {
-      return;
-    }
-    const body = Buffer.concat(chunks);
-    const expected = Buffer.from(this.sign(ts, body), "hex");
-    if (!crypto.timingSafeEqual(expected, Buffer.from(signature, "hex")))
-      return reply(401, {
-        error: { kind: "sql", message: "Not a signed request of this cluster" },
-      });
-    let input: { projectId: string; op: ChildOp; timeoutMs: number };
-    try {
-      input = JSON.parse(body.toString("utf8"));
-    } catch {
-      return reply(400, { error: { kind: "sql", message: "The request is not JSON" } });
-    }
-    if (this.stopping || !this.holds(input.projectId)) return reply(409, { notOwner: true });
+  /** An operation forwarded by another (authenticated) host: run here, answered. */
+  private async serve(input: ForwardedOp): Promise<Answer> {
+    if (this.stopping || typeof input?.projectId !== "string" || !this.holds(input.projectId))
+      return { notOwner: true };
     this.inFlight++;
     this.stats.served++;
     try {
-      const value = await this.executor!.runHere(input.projectId, input.op, input.timeoutMs);
-      reply(200, { value });
+      return { value: await this.executor!.runHere(input.projectId, input.op, input.timeoutMs) };
     } catch (err) {
-      if (err instanceof DbError) reply(200, { error: { kind: err.kind, message: err.message } });
-      else reply(200, { error: { kind: "crashed", message: (err as Error).message } });
+      if (err instanceof DbError) return { error: { kind: err.kind, message: err.message } };
+      return { error: { kind: "crashed", message: (err as Error).message } };
     } finally {
       this.inFlight--;
     }
@@ -368,13 +284,8 @@ export class DbCluster implements DbRouting {
         `releasing database leases failed (they lapse by themselves): ${(err as Error).message}`,
       );
     }
-    this.agent.destroy();
-    const server = this.server;
-    if (server) {
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      server.closeAllConnections();
-      await closed;
-    }
+    this.client.close();
+    this.server?.close();
   }
 }
 

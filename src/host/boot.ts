@@ -149,7 +149,8 @@ export async function startHost(
       masterKey,
       leaseMs: config.dbLeaseMs,
       renewMs: config.dbLeaseRenewMs,
-      maxBodyBytes: 128 * 1024 * 1024,
+      // The largest import (100 MiB of SQL) as JSON, with room for its escaping.
+      maxBodyBytes: 256 * 1024 * 1024,
       clock,
       log,
     });

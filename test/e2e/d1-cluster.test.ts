@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -131,32 +132,44 @@ describe("a project database in a cluster", () => {
     }
   });
 
-  it("a request on the cluster channel without the cluster's signature is refused, and runs nothing", async () => {
+  it("a peer on the cluster channel without the cluster's key is cut off, and runs nothing", async () => {
     const lease = (await owner())!;
     const [, projectId] = /([0-9a-f-]{36})\.sqlite$/.exec(projectFile)!;
-    const body = JSON.stringify({
+    const [host, port] = [
+      lease.address.replace(/:\d+$/, ""),
+      Number(/:(\d+)$/.exec(lease.address)![1]),
+    ];
+    const request = JSON.stringify({
       projectId,
       op: { op: "statements", sql: "insert into t (n, via) values (0, 'forged')", params: [] },
       timeoutMs: 1000,
     });
-    const forged: Record<string, string>[] = [
-      {},
-      {
-        "x-workerbase-cluster-time": String(Date.now()),
-        "x-workerbase-cluster-signature": "0".repeat(64),
-      },
-      {
-        "x-workerbase-cluster-time": String(Date.now() - 3_600_000),
-        "x-workerbase-cluster-signature": crypto.createHash("sha256").update(body).digest("hex"),
-      },
+    const body = Buffer.from(request);
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(body.length, 0);
+    head.writeUInt32BE(1, 4);
+    const attempts: Buffer[] = [
+      // An HTTP request, as a client that found the port would send.
+      Buffer.from(
+        `POST /d1 HTTP/1.1\r\nhost: x\r\ncontent-length: ${body.length}\r\n\r\n${request}`,
+      ),
+      // A well-formed opening with a MAC made without the key, then a request frame.
+      Buffer.concat([crypto.randomBytes(64), head, body]),
+      // A request frame straight away.
+      Buffer.concat([head, body, crypto.randomBytes(64)]),
     ];
-    for (const headers of forged) {
-      const res = await fetch(`http://${lease.address}/d1`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...headers },
-        body,
+    for (const bytes of attempts) {
+      const received = await new Promise<Buffer>((resolve, reject) => {
+        const socket = net.connect(port, host);
+        const chunks: Buffer[] = [];
+        socket.on("data", (c) => chunks.push(c));
+        socket.once("connect", () => socket.write(bytes));
+        socket.once("close", () => resolve(Buffer.concat(chunks)));
+        socket.once("error", reject);
+        setTimeout(() => socket.destroy(), 8000);
       });
-      assert.equal(res.status, 401);
+      // Only the server's opening nonce ever comes back: no answer to anything sent.
+      assert.equal(received.length, 32, `got ${received.length} bytes back`);
     }
     const { body: counted } = await sql(
       hosts[0]!,
