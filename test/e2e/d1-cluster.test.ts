@@ -178,6 +178,47 @@ describe("a project database in a cluster", () => {
     assert.equal(counted.data.results[0].n, 0);
   });
 
+  it("an export through one host imports into another project through the other; a failing import changes nothing", async () => {
+    const [a, b] = hosts as [TestServer, TestServer];
+    const exported = await a.call("GET", "/database/export");
+    assert.equal(exported.status, 200);
+    const text = await exported.text();
+    assert.match(text, /INSERT INTO/i);
+    const projects = await fetch(`${a.url}/admin/v1/projects`, {
+      method: "POST",
+      headers: { "x-admin-key": adminKey, "content-type": "application/json" },
+      body: JSON.stringify({ project: { name: "copy" } }),
+    }).then((r) => r.json());
+    const copyKey = (projects as any).data.api_key as string;
+    const load = (sqlText: string) =>
+      b.call("POST", "/database/import", sqlText, {
+        "x-api-key": copyKey,
+        "content-type": "application/sql",
+      });
+    const failing = await load(text + "\nINSERT INTO nowhere VALUES (1);");
+    assert.equal(failing.status, 400);
+    const empty = await b.call(
+      "POST",
+      "/database/query",
+      { sql: "select count(*) as n from sqlite_master where name = 't'" },
+      { "x-api-key": copyKey },
+    );
+    assert.equal(
+      ((await empty.json()) as any).data.results[0].n,
+      0,
+      "the failed import left nothing",
+    );
+    const imported = await load(text);
+    assert.equal(imported.status, 200, await imported.clone().text());
+    const copied = await a.call(
+      "POST",
+      "/database/query",
+      { sql: "select count(*) as n from t" },
+      { "x-api-key": copyKey },
+    );
+    assert.equal(((await copied.json()) as any).data.results[0].n, acknowledged);
+  });
+
   it("SIGTERM of the owner: the other host serves the next statement within 2 s, with every row", async () => {
     const lease = (await owner())!;
     const ids = await Promise.all(hosts.map(hostId));
