@@ -9,11 +9,14 @@ export type CodeCheck =
   | { ok: false; error: string; parsed: boolean; loc?: { line: number; column: number } };
 
 const howTo =
-  "define a top-level `async function handler(request, env) { ... }` that returns a Response";
+  "define a top-level `async function handler(request, env) { ... }` that returns a Response, or `async function scheduled(event, env) { ... }` for a function that runs only on schedule";
+
+/** The top-level functions Workerbase calls: `handler` per request, `scheduled` per tick. */
+const entrypoints = ["handler", "scheduled"];
 
 /**
  * Checks the shape of a function's code before it reaches the runtime and returns the module
- * to load: the code itself, plus `export { handler }` when the handler is not exported yet.
+ * to load: the code itself, plus `export { handler, scheduled }` for those not exported yet.
  * Code the parser rejects is still sent to the runtime, whose syntax error is the one reported.
  */
 export function prepareModule(code: string): CodeCheck {
@@ -29,8 +32,8 @@ export function prepareModule(code: string): CodeCheck {
       loc: loc && { line: loc.line, column: loc.column + 1 },
     };
   }
-  let declared = false;
-  let exported = false;
+  const declared = new Set<string>();
+  const exported = new Set<string>();
   for (const node of program.body as Node[]) {
     const n = node as Node & Record<string, any>; // acorn's node union is loose; fields checked below
     if (n.type === "ExportDefaultDeclaration") {
@@ -44,7 +47,7 @@ export function prepareModule(code: string): CodeCheck {
     if (n.type === "ExportNamedDeclaration") {
       for (const spec of n.specifiers ?? []) {
         const name = spec.exported.type === "Identifier" ? spec.exported.name : spec.exported.value;
-        if (name === "handler") exported = true;
+        if (entrypoints.includes(name)) exported.add(name);
         if (name === "default") {
           return {
             ok: false,
@@ -61,15 +64,24 @@ export function prepareModule(code: string): CodeCheck {
         : decl.type === "VariableDeclaration"
           ? decl.declarations.map((d: any) => (d.id.type === "Identifier" ? d.id.name : undefined))
           : [];
-    if (names.includes("handler")) {
-      declared = true;
-      if (n.type === "ExportNamedDeclaration") exported = true;
+    for (const name of entrypoints) {
+      if (!names.includes(name)) continue;
+      declared.add(name);
+      if (n.type === "ExportNamedDeclaration") exported.add(name);
     }
   }
-  if (!declared && !exported) {
-    return { ok: false, parsed: true, error: `No top-level \`handler\` was found: ${howTo}` };
+  if (declared.size === 0 && exported.size === 0) {
+    return {
+      ok: false,
+      parsed: true,
+      error: `No top-level \`handler\` (or \`scheduled\`) was found: ${howTo}`,
+    };
   }
-  return { ok: true, module: exported ? code : `${code}\nexport { handler };\n` };
+  const missing = [...declared].filter((name) => !exported.has(name));
+  return {
+    ok: true,
+    module: missing.length === 0 ? code : `${code}\nexport { ${missing.join(", ")} };\n`,
+  };
 }
 
 /**

@@ -178,6 +178,8 @@ export interface InvocationInput {
   trigger: Trigger;
   /** Defaults to the function's own timeout; callers may only shorten it. */
   timeoutMs?: number;
+  /** A schedule tick: its `X-Workerbase-Cron` headers reach the function (see `cronInput`). */
+  tick?: boolean;
 }
 
 export interface InvocationOutcome {
@@ -238,6 +240,7 @@ export class Invoker {
       memoryMb: fn.memoryMb,
       cpuMs: fn.cpuMs,
       functionId: fn.id,
+      tick: input.tick,
     });
     const durationMs = performance.now() - started;
     const status = statusOf(result);
@@ -264,6 +267,7 @@ export class Invoker {
             : (result.error ?? null),
         logs: result.logs,
         trigger: input.trigger,
+        version: fn.version,
         createdAt,
       }),
     );

@@ -1,7 +1,8 @@
 import { Hono } from "hono";
 import type { PlatformEnv } from "../http/app.js";
-import { jsonBody, parse, unwrap } from "../http/validate.js";
-import { FunctionCreate, FunctionUpdate } from "./schema.js";
+import { AppError } from "../http/errors.js";
+import { jsonBody, limitParam, parse, parseJson, unwrap } from "../http/validate.js";
+import { DeployRequest, FunctionCreate, FunctionUpdate, RollbackRequest } from "./schema.js";
 import type { FunctionService } from "./service.js";
 
 /** /platform/v1/functions: list, create, get, update, delete, deploy. */
@@ -42,8 +43,42 @@ export function functionRoutes(functions: FunctionService) {
     });
   });
   app.post("/:id/deploy", async (c) => {
-    const row = await functions.deploy(c.get("projectId"), c.req.param("id"));
+    // The body is optional: `{"message": "..."}` to keep with the version.
+    const text = await c.req.raw.text();
+    const input = text.trim() === "" ? {} : parse(DeployRequest, parseJson(text));
+    const row = await functions.deploy(c.get("projectId"), c.req.param("id"), input.message);
     return c.json({ message: "Deployment started", function_id: row.id, status: row.status }, 202);
   });
+  app.get("/:id/versions", async (c) => {
+    const limit = limitParam(c.req.query("limit"), 20, 100);
+    const after = c.req.query("after");
+    const page = await functions.versions(
+      c.get("projectId"),
+      c.req.param("id"),
+      limit,
+      after === undefined ? undefined : versionParam(after, "after"),
+    );
+    return c.json({ data: page.data, meta: { next_cursor: page.nextCursor } });
+  });
+  app.get("/:id/versions/:version", async (c) => {
+    const version = versionParam(c.req.param("version"), "version");
+    return c.json({
+      data: await functions.version(c.get("projectId"), c.req.param("id"), version),
+    });
+  });
+  app.post("/:id/rollback", async (c) => {
+    const input = parse(RollbackRequest, await jsonBody(c.req.raw));
+    const row = await functions.rollback(c.get("projectId"), c.req.param("id"), input.version);
+    return c.json({ data: functions.render(row) });
+  });
   return app;
+}
+
+/** A version number in a path or query: a 400 unless a whole number from 1 up. */
+function versionParam(value: string, field: string): number {
+  if (!/^[1-9]\d{0,9}$/.test(value))
+    throw new AppError("INVALID_INPUT", `Invalid ${field}: must be a version number from 1 up`, [
+      { field, message: "must be a version number from 1 up" },
+    ]);
+  return Number(value);
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { defaults } from "../host/config.js";
 import { isUuid, tooDeep } from "../http/validate.js";
+import { Schedules } from "../schedules/cron.js";
 
 export const slugPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
@@ -43,6 +44,7 @@ const fields = {
   public_endpoint: z.boolean().optional(),
   invoke_response_mode: z.enum(["passthrough", "wrapped"]).optional(),
   tool: Tool.nullable().optional(),
+  schedules: Schedules.optional(),
 };
 
 /** `{"function": {...}}` of POST /functions. */
@@ -52,6 +54,19 @@ export const FunctionUpdate = z.strictObject({
   ...fields,
   name: fields.name.optional(),
   code: fields.code.optional(),
+});
+
+/** The optional body of POST /functions/{id}/deploy. */
+export const DeployRequest = z.strictObject({
+  message: z.string().max(1000, "must be at most 1000 characters").optional(),
+});
+
+/** The body of POST /functions/{id}/rollback. */
+export const RollbackRequest = z.strictObject({
+  version: z
+    .number("must be a version number")
+    .int("must be a whole version number")
+    .min(1, "must be a version number from 1 up"),
 });
 
 export type FunctionCreate = z.infer<typeof FunctionCreate>;

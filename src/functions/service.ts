@@ -11,9 +11,10 @@ import {
   type FunctionUpdate,
   type RuntimeSettings,
 } from "./schema.js";
-import { functionStore, type FunctionRow } from "./store.js";
+import { functionStore, type DeploymentRow, type FunctionRow } from "./store.js";
 import type { ChangeFeed } from "../store/changes.js";
 import { systemClock, type Clock } from "../store/clock.js";
+import { nextRuns, normalize, type Schedule } from "../schedules/cron.js";
 
 /** What the invoke path needs of a function, cached in memory. */
 export interface LiveFunction {
@@ -24,6 +25,8 @@ export interface LiveFunction {
   publicEndpoint: boolean;
   mode: "passthrough" | "wrapped";
   deploymentId: string | null;
+  /** The version the live deployment is (null before the first successful deploy). */
+  version: number | null;
   /** The Worker Loader id: deployment plus secrets versions, so a secret change loads anew. */
   workerId: string | null;
   timeoutMs: number;
@@ -44,6 +47,8 @@ export interface FunctionServiceOptions {
   /** How changes reach (and come from) the other hosts of a cluster. */
   changes?: ChangeFeed;
   clock?: Clock;
+  /** Versions kept per function (WORKERBASE_VERSIONS_KEPT); the live one always is. */
+  versionsKept?: number;
 }
 
 /** Function lifecycle: create, edit, deploy (checked in the real runtime), and lookup. */
@@ -120,6 +125,7 @@ export class FunctionService {
       description: row.description,
       ...(withCode ? { code: row.code } : {}),
       version: row.version,
+      live_version: row.live_version,
       status: row.status,
       last_deployed_at: row.last_deployed_at,
       deploy_error: row.deploy_error,
@@ -129,11 +135,22 @@ export class FunctionService {
       public_endpoint: row.public_endpoint === 1,
       invoke_response_mode: row.invoke_response_mode,
       tool: row.tool ? JSON.parse(row.tool) : null,
+      schedules: this.schedulesOf(row).map((entry) => {
+        const next = row.live_deployment_id
+          ? nextRuns(entry.cron, entry.timezone, this.clock.now())[0]
+          : undefined;
+        return { ...entry, next_run_at: next === undefined ? null : new Date(next).toISOString() };
+      }),
       held_until: this.heldUntil(row.id),
       project_id: row.project_id,
       created_at: row.created_at,
       updated_at: row.updated_at,
     };
+  }
+
+  /** The function's schedule entries, defaults filled in. */
+  schedulesOf(row: Pick<FunctionRow, "schedules">): Schedule[] {
+    return JSON.parse(row.schedules) as Schedule[];
   }
 
   list(projectId: string) {
@@ -190,6 +207,8 @@ export class FunctionService {
       invoke_response_mode: input.invoke_response_mode ?? "passthrough",
       tool: input.tool ? JSON.stringify(input.tool) : null,
       live_deployment_id: null,
+      live_version: null,
+      schedules: JSON.stringify((input.schedules ?? []).map(normalize)),
       created_at: at,
       updated_at: at,
     };
@@ -227,6 +246,8 @@ export class FunctionService {
     if (input.invoke_response_mode !== undefined)
       patch.invoke_response_mode = input.invoke_response_mode;
     if (input.tool !== undefined) patch.tool = input.tool ? JSON.stringify(input.tool) : null;
+    if (input.schedules !== undefined)
+      patch.schedules = JSON.stringify(input.schedules.map(normalize));
     try {
       await functionStore.update(this.db, row.id, patch);
     } catch (err) {
@@ -247,6 +268,8 @@ export class FunctionService {
     const row = await this.get(projectId, idOrSlug);
     await this.db.transaction().execute(async (tx) => {
       await tx.deleteFrom("secrets").where("function_id", "=", row.id).execute();
+      await tx.deleteFrom("deployments").where("function_id", "=", row.id).execute();
+      await tx.deleteFrom("schedule_ticks").where("owner", "=", `function:${row.id}`).execute();
       await functionStore.delete(tx, row.id);
     });
     await this.invalidate(row.id);
@@ -254,14 +277,22 @@ export class FunctionService {
   }
 
   /** Starts a deploy of the current draft; its outcome lands on the function's status. */
-  async deploy(projectId: string, idOrSlug: string): Promise<FunctionRow> {
+  async deploy(projectId: string, idOrSlug: string, message?: string): Promise<FunctionRow> {
     const row = await this.get(projectId, idOrSlug);
-    if (row.status === "deploying") {
-      throw new AppError("CONFLICT", "A deploy of this function is already in progress");
-    }
+    const inProgress = () =>
+      new AppError("CONFLICT", "A deploy of this function is already in progress");
+    if (row.status === "deploying") throw inProgress();
     const deploymentId = crypto.randomUUID();
     const check = prepareModule(row.code);
-    await this.db.transaction().execute(async (tx) => {
+    // One deploy at a time per function, across hosts: the start is a conditional update.
+    const started = await this.db.transaction().execute(async (tx) => {
+      const changed = await tx
+        .updateTable("functions")
+        .set({ status: "deploying", updated_at: now() })
+        .where("id", "=", row.id)
+        .where("status", "!=", "deploying")
+        .executeTakeFirst();
+      if (Number(changed.numUpdatedRows) !== 1) return false;
       await functionStore.insertDeployment(tx, {
         id: deploymentId,
         function_id: row.id,
@@ -269,10 +300,13 @@ export class FunctionService {
         code: row.code,
         module: check.ok ? check.module : row.code,
         runtime_config: row.runtime_config,
+        invoke_response_mode: row.invoke_response_mode,
+        message: message ?? null,
         created_at: now(),
       });
-      await functionStore.update(tx, row.id, { status: "deploying", updated_at: now() });
+      return true;
     });
+    if (!started) throw inProgress();
     await this.invalidate(row.id);
     this.deployingHere.add(row.id);
     const task = this.finishDeploy(row, deploymentId, check)
@@ -320,39 +354,113 @@ export class FunctionService {
       else if (result.kind !== "ok")
         error = `The runtime could not check the code: ${result.error}`;
       else if (!check.ok) error = `The code could not be checked: ${check.error}`;
-      else if (result.handlerType !== "function") {
-        error =
-          "`handler` is not a function: define a top-level `async function handler(request, env) { ... }` that returns a Response";
-      }
+      else error = entrypointProblem(result.handlerType, result.scheduledType);
     }
     const fresh = await functionStore.byId(this.db, row.id);
     if (!fresh) return; // deleted meanwhile
     if (error) {
-      await functionStore.update(this.db, row.id, {
-        status: fresh.live_deployment_id ? "deployed" : "error",
-        deploy_error: error,
-        updated_at: now(),
-      });
-    } else {
-      const version = fresh.version + 1;
-      const at = now();
+      // A failed deploy keeps no version.
       await this.db.transaction().execute(async (tx) => {
-        await tx
-          .updateTable("deployments")
-          .set({ version })
-          .where("id", "=", deploymentId)
-          .execute();
+        await tx.deleteFrom("deployments").where("id", "=", deploymentId).execute();
         await functionStore.update(tx, row.id, {
-          status: "deployed",
-          version,
-          live_deployment_id: deploymentId,
-          last_deployed_at: at,
-          deploy_error: null,
-          updated_at: at,
+          status: fresh.live_deployment_id ? "deployed" : "error",
+          deploy_error: error,
+          updated_at: now(),
         });
       });
+    } else {
+      await functionStore.commitVersion(
+        this.db,
+        row.id,
+        deploymentId,
+        this.options.versionsKept ?? 100,
+      );
     }
     await this.invalidate(row.id);
+  }
+
+  /**
+   * Makes version `version` live at once: no rebuild, no check (it passed its own when it
+   * was deployed); the next call on every host runs it. The draft stays as it is; the
+   * response mode goes back to the version's, since its code was written for that.
+   */
+  async rollback(projectId: string, idOrSlug: string, version: number): Promise<FunctionRow> {
+    const row = await this.get(projectId, idOrSlug);
+    if (!row.live_deployment_id)
+      throw new AppError(
+        "NOT_ALLOWED",
+        `The function has never been deployed (status: ${row.status}), so it has no version to roll back to`,
+      );
+    const target = await this.db
+      .selectFrom("deployments")
+      .select(["id", "invoke_response_mode"])
+      .where("function_id", "=", row.id)
+      .where("version", "=", version)
+      .executeTakeFirst();
+    if (!target)
+      throw new AppError(
+        "NOT_FOUND",
+        `The function has no version ${version} (its versions are 1 to ${row.version}, of which the newest ${this.options.versionsKept ?? 100} are kept)`,
+      );
+    if (target.id === row.live_deployment_id) return row;
+    await this.db
+      .updateTable("functions")
+      .set({
+        live_deployment_id: target.id,
+        live_version: version,
+        invoke_response_mode: target.invoke_response_mode ?? row.invoke_response_mode,
+        updated_at: now(),
+      })
+      .where("id", "=", row.id)
+      .execute();
+    await this.invalidate(row.id);
+    return (await functionStore.byId(this.db, row.id))!;
+  }
+
+  /** Versions newest first, without code; `after` pages to older ones. */
+  async versions(projectId: string, idOrSlug: string, limit: number, after?: number) {
+    const row = await this.get(projectId, idOrSlug);
+    let q = this.db
+      .selectFrom("deployments")
+      .selectAll()
+      .where("function_id", "=", row.id)
+      .where("version", "is not", null);
+    if (after !== undefined) q = q.where("version", "<", after);
+    const rows = await q
+      .orderBy("version", "desc")
+      .limit(limit + 1)
+      .execute();
+    const page = rows.slice(0, limit);
+    return {
+      data: page.map((d) => this.renderVersion(row, d, false)),
+      nextCursor: rows.length > limit ? page[page.length - 1].version : null,
+    };
+  }
+
+  /** One version with its code; a 404 when there is no such version (any more). */
+  async version(projectId: string, idOrSlug: string, version: number) {
+    const row = await this.get(projectId, idOrSlug);
+    const d = await this.db
+      .selectFrom("deployments")
+      .selectAll()
+      .where("function_id", "=", row.id)
+      .where("version", "=", version)
+      .executeTakeFirst();
+    if (!d) throw new AppError("NOT_FOUND", `The function has no version ${version}`);
+    return this.renderVersion(row, d, true);
+  }
+
+  private renderVersion(fn: FunctionRow, d: DeploymentRow, withCode: boolean) {
+    return {
+      version: d.version,
+      ...(withCode ? { code: d.code } : {}),
+      language: d.language,
+      runtime_config: JSON.parse(d.runtime_config),
+      invoke_response_mode: d.invoke_response_mode ?? fn.invoke_response_mode,
+      message: d.message,
+      created_at: d.created_at,
+      live: d.id === fn.live_deployment_id,
+    };
   }
 
   /** Deploys cut short by a crash: the previous version stays live. */
@@ -377,7 +485,14 @@ export class FunctionService {
         .where("status", "=", "deploying")
         .where("updated_at", "=", row.updated_at)
         .executeTakeFirst();
-      if (Number(changed.numUpdatedRows) === 1) await this.invalidate(row.id);
+      if (Number(changed.numUpdatedRows) !== 1) continue;
+      // The interrupted deploy's deployment never became a version.
+      await this.db
+        .deleteFrom("deployments")
+        .where("function_id", "=", row.id)
+        .where("version", "is", null)
+        .execute();
+      await this.invalidate(row.id);
     }
   }
 
@@ -418,6 +533,7 @@ export class FunctionService {
       publicEndpoint: row.public_endpoint === 1,
       mode: row.invoke_response_mode,
       deploymentId: row.live_deployment_id,
+      version: row.live_version,
       workerId: row.live_deployment_id ? await this.workerIdFor(row, row.live_deployment_id) : null,
       timeoutMs,
       memoryMb,
@@ -536,7 +652,23 @@ export class FunctionService {
       );
   }
 
+  /**
+   * Calls `listener` after every change to a function (its id), here or on another host, and
+   * with null when every cached function was forgotten. Returns an unsubscribe.
+   */
+  onChange(listener: (functionId: string | null) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  private changeListeners = new Set<(functionId: string | null) => void>();
+
+  private notify(functionId: string | null): void {
+    for (const listener of this.changeListeners) listener(functionId);
+  }
+
   private forget(functionId: string): void {
+    this.notify(functionId);
     this.generation++;
     const live = this.live.get(functionId);
     if (live) this.slugs.delete(`${live.projectId}/${live.slug}`);
@@ -551,6 +683,7 @@ export class FunctionService {
   }
 
   private forgetAll(): void {
+    this.notify(null);
     this.generation++;
     this.live.clear();
     this.slugs.clear();
@@ -587,4 +720,21 @@ export class FunctionService {
       timeoutMs: (settings.timeout ?? runtimeDefaults.timeout) * 1000,
     };
   }
+}
+
+/**
+ * What is wrong with the entrypoints a deploy's probe found (the `typeof` of `handler` and
+ * `scheduled` in the loaded module), or null: at least one must be a function, and one that
+ * is defined must be a function.
+ */
+function entrypointProblem(handler?: string, scheduled?: string): string | null {
+  const how =
+    "define a top-level `async function handler(request, env) { ... }` that returns a Response, or `async function scheduled(event, env) { ... }`, or both";
+  if (handler !== undefined && handler !== "undefined" && handler !== "function")
+    return `\`handler\` is not a function: ${how}`;
+  if (scheduled !== undefined && scheduled !== "undefined" && scheduled !== "function")
+    return `\`scheduled\` is not a function: ${how}`;
+  if (handler !== "function" && scheduled !== "function")
+    return `Neither \`handler\` nor \`scheduled\` is a function: ${how}`;
+  return null;
 }

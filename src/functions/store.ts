@@ -63,6 +63,41 @@ export const functionStore = {
   deployment: (db: Store, id: string) =>
     db.selectFrom("deployments").selectAll().where("id", "=", id).executeTakeFirst(),
 
+  /**
+   * Makes a checked deployment the function's next version and live, in one transaction:
+   * the number comes from the function's row as the update leaves it (`version + 1`, read
+   * back with RETURNING), so two hosts finishing deploys at once get distinct numbers (the
+   * row's lock orders them; a unique index on (function_id, version) backs it). Then the
+   * versions past the newest `kept` go; the live one is the new one, so it always stays.
+   */
+  commitVersion: (db: Store, functionId: string, deploymentId: string, kept: number) => {
+    const at = new Date().toISOString();
+    return db.transaction().execute(async (tx) => {
+      const { version } = await tx
+        .updateTable("functions")
+        .set((eb) => ({
+          status: "deployed",
+          version: eb("version", "+", 1),
+          live_version: eb("version", "+", 1),
+          live_deployment_id: deploymentId,
+          last_deployed_at: at,
+          deploy_error: null,
+          updated_at: at,
+        }))
+        .where("id", "=", functionId)
+        .returning("version")
+        .executeTakeFirstOrThrow();
+      await tx.updateTable("deployments").set({ version }).where("id", "=", deploymentId).execute();
+      await tx
+        .deleteFrom("deployments")
+        .where("function_id", "=", functionId)
+        .where("version", "<=", version - kept)
+        .where("id", "!=", deploymentId)
+        .execute();
+      return version;
+    });
+  },
+
   /** Deploys still marked in progress (after a crash). */
   deploying: (db: Store) =>
     db.selectFrom("functions").selectAll().where("status", "=", "deploying").execute(),

@@ -7,7 +7,8 @@ import { Hono } from "hono";
 import type { Config } from "./config.js";
 import { openStore, storeKind, type Store } from "../store/db.js";
 import { ChangeFeed } from "../store/changes.js";
-import { systemClock } from "../store/clock.js";
+import { systemClock, type Clock } from "../store/clock.js";
+import { Scheduler } from "../schedules/scheduler.js";
 import { checkMasterKey } from "../secrets/sentinel.js";
 import { sql } from "kysely";
 import { ProjectService } from "../projects/service.js";
@@ -54,6 +55,8 @@ export interface RunningHost {
 export async function startHost(
   config: Config,
   print: (line: string) => void = console.log,
+  /** `clock`: the time of background work (leases, schedules); tests pass a ManualClock. */
+  options: { clock?: Clock } = {},
 ): Promise<RunningHost> {
   const log = (line: string) => console.error(`${new Date().toISOString()} ${line}`);
   // The port is taken first, so a busy one fails before anything is created or started.
@@ -94,7 +97,7 @@ export async function startHost(
   }
   const storeName = storeKind(db);
   const clustered = storeName === "postgres" || config.workers > 1;
-  const clock = systemClock;
+  const clock = options.clock ?? systemClock;
   const masterKey = loadMasterKey(config.dataDir, config.masterKey);
   const box = new SecretBox(masterKey);
   try {
@@ -219,6 +222,7 @@ export async function startHost(
     log,
     changes,
     clock,
+    versionsKept: config.versionsKept,
   });
   await functions.loadHolds();
   // On one host a deploy still marked in progress was cut short by its restart; in a cluster
@@ -286,6 +290,15 @@ export async function startHost(
     config,
     functions,
     invoker: workflowInvoker,
+    changes,
+    log,
+  });
+  const scheduler = new Scheduler(db, functions, workflowInvoker, workflows.service, {
+    hostId,
+    clock,
+    publicUrl: config.publicUrl,
+    staleMs: config.scheduleStaleMs,
+    reloadMs: config.scheduleReloadMs,
     log,
   });
   app.route(
@@ -355,6 +368,7 @@ export async function startHost(
   const port = (server.address() as AddressInfo).port;
   hooks.start();
   await workflows.start();
+  await scheduler.start();
 
   let stopping: Promise<void> | undefined;
   const shutdown = () =>
@@ -364,12 +378,14 @@ export async function startHost(
       const deadline = Date.now() + config.shutdownGraceMs;
       const hooksStopped = hooks.stop(deadline);
       const workflowsStopped = workflows.stop(deadline);
+      const schedulerStopped = scheduler.stop(deadline);
       while (invoke.inFlight() > 0 && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 20));
       server.closeAllConnections();
       await closed;
       await hooksStopped;
       await workflowsStopped;
+      await schedulerStopped;
       await functions!.settle();
       await invocations.flush();
       await retention.stop();

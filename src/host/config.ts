@@ -154,6 +154,12 @@ export const defaults = {
   invocationPruneMs: 60_000,
   /** How often a host adds its requests to the cluster's rate-limit windows and reads them. */
   rateLimitSyncMs: 1000,
+  /** Versions kept per function, the newest (WORKERBASE_VERSIONS_KEPT); never the live one. */
+  versionsKept: 100,
+  /** A schedule tick more late than this (the host was busy or its clock jumped) is skipped. */
+  scheduleStaleMs: 60_000,
+  /** How often each host reads every schedule afresh (changes reach it at once besides). */
+  scheduleReloadMs: 60_000,
 };
 
 export type Config = typeof defaults & {
@@ -298,6 +304,8 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     invocationsPerFunction:
       int(env.WORKERBASE_INVOCATIONS_PER_FUNCTION, "WORKERBASE_INVOCATIONS_PER_FUNCTION") ??
       defaults.invocationsPerFunction,
+    versionsKept:
+      int(env.WORKERBASE_VERSIONS_KEPT, "WORKERBASE_VERSIONS_KEPT") ?? defaults.versionsKept,
     whatsappAppSecret: env.WHATSAPP_APP_SECRET || undefined,
     whatsappVerifyToken: env.WHATSAPP_VERIFY_TOKEN || undefined,
     webhookRetryDelaysMs:

@@ -4,7 +4,7 @@ import type { Store } from "../store/db.js";
 import { invocationStore, type InvocationInsert } from "./store.js";
 
 export type Trigger =
-  "api" | "public" | "workflow_function" | "workflow_decide" | "agent_tool" | "webhook";
+  "api" | "public" | "workflow_function" | "workflow_decide" | "agent_tool" | "webhook" | "cron";
 
 export interface InvocationRecord {
   id: string;
@@ -19,6 +19,8 @@ export interface InvocationRecord {
   errorMessage: string | null;
   logs: LogLine[];
   trigger: Trigger;
+  /** The version that ran. */
+  version: number | null;
   createdAt: string;
 }
 
@@ -57,6 +59,7 @@ export class InvocationService {
       error_message: r.errorMessage,
       logs: JSON.stringify(r.logs),
       trigger: r.trigger,
+      version: r.version,
       created_at: r.createdAt,
     });
     if (this.queue.length >= 500) void this.flush();
@@ -96,6 +99,7 @@ export class InvocationService {
       error_message: row.error_message,
       logs: JSON.parse(row.logs),
       trigger: row.trigger,
+      version: row.version,
       created_at: row.created_at,
     }));
   }

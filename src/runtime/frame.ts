@@ -13,6 +13,7 @@ export type ResultKind =
   | "ok"
   | "threw"
   | "not_response"
+  | "no_handler"
   | "too_large"
   | "load"
   | "internal"
@@ -37,6 +38,8 @@ export interface InvokeResult {
   error?: string;
   /** Set for probes: the type of the module's `handler` export. */
   handlerType?: string;
+  /** Set for probes: the type of the module's `scheduled` export. */
+  scheduledType?: string;
 }
 
 export function failed(kind: ResultKind, error: string, status = 500): InvokeResult {
@@ -56,9 +59,13 @@ const logLine = z.object({
   timestamp: z.string().max(40),
 });
 const metaSchema = z.union([
-  z.object({ probe: z.literal(true), handler: z.string().max(20) }),
   z.object({
-    kind: z.enum(["threw", "not_response", "too_large", "load", "internal"]),
+    probe: z.literal(true),
+    handler: z.string().max(20),
+    scheduled: z.string().max(20).optional(),
+  }),
+  z.object({
+    kind: z.enum(["threw", "not_response", "no_handler", "too_large", "load", "internal"]),
     error: z.string(),
     logs: z.array(logLine).optional(),
   }),
@@ -128,7 +135,13 @@ export function parseFrame(res: WireResponse, limits: FrameLimits): InvokeResult
   const parsed = metaSchema.safeParse(raw);
   if (!parsed.success) return unreadable("its metadata does not have the expected shape");
   const meta = parsed.data;
-  if ("probe" in meta) return { ...failed("ok", ""), error: undefined, handlerType: meta.handler };
+  if ("probe" in meta)
+    return {
+      ...failed("ok", ""),
+      error: undefined,
+      handlerType: meta.handler,
+      scheduledType: meta.scheduled,
+    };
   const logs = capLogs(meta.logs ?? [], limits);
   const body = data.subarray(metaLength);
   if ("kind" in meta) {

@@ -34,6 +34,11 @@ export interface InvokeRequest {
   /** The function's CPU budget: how long it may keep its process's event loop blocked. */
   cpuMs: number;
   probe?: boolean;
+  /**
+   * A schedule tick: the supervisor lets the `X-Workerbase-Cron` and
+   * `X-Workerbase-Scheduled-Time` headers through (it drops them from every other call).
+   */
+  tick?: boolean;
 }
 
 export type { InvokeResult, LogLine, ResultKind } from "./frame.js";
@@ -49,6 +54,7 @@ const invokeHeaderNames = {
   url: "x-workerbase-url",
   method: "x-workerbase-method",
   probe: "x-workerbase-probe",
+  tick: "x-workerbase-tick",
 };
 
 const framing = new Set(["content-length", "transfer-encoding", "host", "connection"]);
@@ -233,6 +239,7 @@ export class WorkerdProcess {
       headers[invokeHeaderNames.url] = request.url;
       headers[invokeHeaderNames.method] = request.method;
       if (request.probe) headers[invokeHeaderNames.probe] = "1";
+      if (request.tick) headers[invokeHeaderNames.tick] = "1";
       const fnId = request.functionId;
       const entry: Running = { functionId: fnId, cpuMs: request.cpuMs, startedAt: Date.now() };
       let settled = false;

@@ -2,8 +2,11 @@ import pg from "pg";
 import { isStoreUnavailable, storeKind, type Store } from "./db.js";
 import type { Clock } from "./clock.js";
 
-/** What a change names: a function, a project (its secrets), an API key (its hash), a hold. */
-export type ChangeTopic = "function" | "project" | "key" | "hold";
+/**
+ * What a change names: a function, a project (its secrets), an API key (its hash), a hold, a
+ * workflow (its triggers).
+ */
+export type ChangeTopic = "function" | "project" | "key" | "hold" | "workflow";
 
 export interface Change {
   topic: ChangeTopic;

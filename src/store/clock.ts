@@ -5,6 +5,11 @@
 export interface Clock {
   /** Epoch milliseconds. */
   now(): number;
+  /**
+   * Calls `listener` whenever the clock jumps (a ManualClock moved by a test), so work timed
+   * against it looks again; the system clock never calls it. Returns an unsubscribe.
+   */
+  onJump?(listener: () => void): () => void;
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
@@ -17,5 +22,11 @@ export class ManualClock implements Clock {
   }
   advance(ms: number): void {
     this.ms += ms;
+    for (const listener of [...this.listeners]) listener();
+  }
+  private listeners = new Set<() => void>();
+  onJump(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 }

@@ -372,4 +372,57 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0050_versions_schedules": {
+    async up(db: Kysely<any>) {
+      const t = typesFor(db);
+      // Versions: each successful deploy is kept whole (what shapes an invocation), numbered
+      // uniquely per function; a failed deploy keeps none.
+      await db.schema.alterTable("deployments").addColumn("message", "text").execute();
+      await db.schema.alterTable("deployments").addColumn("invoke_response_mode", "text").execute();
+      await db.schema
+        .alterTable("deployments")
+        .addColumn("language", "text", (c) => c.notNull().defaultTo("javascript"))
+        .execute();
+      await db.schema.alterTable("functions").addColumn("live_version", "integer").execute();
+      await db.schema
+        .alterTable("functions")
+        .addColumn("schedules", "text", (c) => c.notNull().defaultTo("[]"))
+        .execute();
+      await db.schema.alterTable("invocations").addColumn("version", "integer").execute();
+      await sql`update functions set live_version = (select d.version from deployments d where d.id = functions.live_deployment_id)`.execute(
+        db,
+      );
+      await sql`update deployments set invoke_response_mode = (select f.invoke_response_mode from functions f where f.id = deployments.function_id)`.execute(
+        db,
+      );
+      // Deployments of deleted functions, and failed ones, were left behind until now.
+      await sql`delete from deployments where function_id not in (select id from functions)`.execute(
+        db,
+      );
+      await sql`delete from deployments where version is null and function_id not in (select id from functions where status = 'deploying')`.execute(
+        db,
+      );
+      await db.schema
+        .createIndex("deployments_function_version")
+        .on("deployments")
+        .columns(["function_id", "version"])
+        .unique()
+        .execute();
+      // One row per schedule tick that some host claimed: the claim is the insert.
+      await db.schema
+        .createTable("schedule_ticks")
+        .addColumn("owner", "text", (c) => c.notNull())
+        .addColumn("entry", "text", (c) => c.notNull())
+        .addColumn("at", t.epoch, (c) => c.notNull())
+        .addColumn("host_id", "text", (c) => c.notNull())
+        .addColumn("claimed_at", t.epoch, (c) => c.notNull())
+        .addPrimaryKeyConstraint("schedule_ticks_pk", ["owner", "entry", "at"])
+        .execute();
+      await db.schema
+        .createIndex("schedule_ticks_by_age")
+        .on("schedule_ticks")
+        .column("at")
+        .execute();
+    },
+  },
 };

@@ -33,6 +33,10 @@ export interface FunctionsTable {
   invoke_response_mode: "passthrough" | "wrapped";
   tool: string | null;
   live_deployment_id: string | null;
+  /** The version invocations run (null before the first successful deploy). */
+  live_version: number | null;
+  /** JSON: `[{cron, timezone, body}]`. */
+  schedules: Generated<string>;
   secrets_version: Generated<number>;
   created_at: string;
   updated_at: string;
@@ -47,6 +51,11 @@ export interface DeploymentsTable {
   /** The ES module actually loaded: the code plus the export Workerbase adds. */
   module: string;
   runtime_config: string;
+  /** The response mode the version was deployed with (null: from before versions were kept). */
+  invoke_response_mode: "passthrough" | "wrapped" | null;
+  language: Generated<string>;
+  /** The deploy's message, if it had one. */
+  message: string | null;
   created_at: string;
 }
 
@@ -63,6 +72,8 @@ export interface InvocationsTable {
   error_message: string | null;
   logs: string;
   trigger: string;
+  /** The version the invocation ran (null: a record from before versions). */
+  version: number | null;
   created_at: string;
 }
 
@@ -274,6 +285,16 @@ export interface DatabaseOwnersTable {
   until: number;
 }
 
+/** A schedule tick some host claimed (owner `function:<id>` or `workflow:<id>`). */
+export interface ScheduleTicksTable {
+  owner: string;
+  entry: string;
+  /** The tick's time, epoch ms. */
+  at: number;
+  host_id: string;
+  claimed_at: number;
+}
+
 export interface Database {
   projects: ProjectsTable;
   api_keys: ApiKeysTable;
@@ -297,4 +318,5 @@ export interface Database {
   cluster_meta: ClusterMetaTable;
   rate_windows: RateWindowsTable;
   database_owners: DatabaseOwnersTable;
+  schedule_ticks: ScheduleTicksTable;
 }

@@ -35,7 +35,7 @@ export interface NewExecution {
   vars: Record<string, unknown>;
   context: Record<string, unknown>;
   metadata: Record<string, unknown>;
-  triggerType: "api_call" | "inbound_message" | "whatsapp_event";
+  triggerType: "api_call" | "inbound_message" | "whatsapp_event" | "cron";
   whatsappContext?: unknown;
   conversationId?: string;
 }

@@ -6,6 +6,7 @@ import type { FunctionService } from "../functions/service.js";
 import type { Invoker } from "../functions/invoke.js";
 import type { Clock } from "../store/clock.js";
 import type { Store } from "../store/db.js";
+import type { ChangeFeed } from "../store/changes.js";
 import { WorkflowEngine } from "./engine.js";
 import { workflowRoutes } from "./routes.js";
 import { WorkflowService } from "./service.js";
@@ -20,6 +21,8 @@ export interface WorkflowDeps {
   config: Config;
   functions: FunctionService;
   invoker: Invoker;
+  /** How workflow changes (their cron triggers) reach the other hosts' schedulers. */
+  changes?: ChangeFeed;
   log: (line: string) => void;
 }
 
@@ -51,6 +54,7 @@ export function createWorkflows({
   config,
   functions,
   invoker,
+  changes,
   log,
 }: WorkflowDeps) {
   const steps = new StepRunner({
@@ -72,6 +76,7 @@ export function createWorkflows({
   });
   const service = new WorkflowService(db, functions, engine, {
     maxVarsBytes: config.workflowMaxVarsBytes,
+    changes,
   });
   return {
     service,

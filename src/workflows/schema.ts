@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CronTrigger } from "../schedules/cron.js";
 import { isUuid } from "../http/validate.js";
 import { slugPattern } from "../functions/schema.js";
 import { headerIssues } from "../webhooks/headers.js";
@@ -101,11 +102,18 @@ export const DefinitionShape = z.looseObject({
 
 export type Definition = z.infer<typeof DefinitionShape>;
 
-const WorkflowTrigger = z.strictObject({
-  type: z.literal("inbound_message", 'must be "inbound_message"'),
+const InboundTrigger = z.strictObject({
+  type: z.literal("inbound_message"),
   phone_number_id: z.string().min(1).max(100).optional(),
 });
+/** `inbound_message` (a WhatsApp message) or `cron` (one execution per tick, section 8.2). */
+const WorkflowTrigger = z.discriminatedUnion(
+  "type",
+  [InboundTrigger, CronTrigger],
+  'must have "type" "inbound_message" or "cron"',
+);
 export type WorkflowTrigger = z.infer<typeof WorkflowTrigger>;
+export type InboundTrigger = z.infer<typeof InboundTrigger>;
 
 const fields = {
   name: z.string().trim().min(1).max(100),

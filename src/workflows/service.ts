@@ -6,7 +6,8 @@ import type { FunctionService } from "../functions/service.js";
 import { slugify } from "../functions/schema.js";
 import { validateDefinition, type FunctionRef } from "./definition.js";
 import type { ExecutionFinished, WorkflowEngine } from "./engine.js";
-import type { ExecutionCreate, WorkflowCreate, WorkflowTrigger, WorkflowUpdate } from "./schema.js";
+import type { ExecutionCreate, InboundTrigger, WorkflowCreate, WorkflowUpdate } from "./schema.js";
+import type { ChangeFeed } from "../store/changes.js";
 import type { RunState } from "./steps.js";
 import {
   workflowStore,
@@ -51,6 +52,14 @@ export interface TriggerStart {
   triggerType?: "inbound_message" | "whatsapp_event";
 }
 
+/** A tick of a workflow's `cron` trigger. */
+export interface CronTick {
+  cron: string;
+  timezone: string;
+  /** The tick's time, epoch ms. */
+  scheduledTime: number;
+}
+
 function viewOf(state: RunState): ExecutionView {
   return {
     id: state.id,
@@ -72,8 +81,36 @@ export class WorkflowService {
     private db: Store,
     private functions: FunctionService,
     private engine: WorkflowEngine,
-    private options: { maxVarsBytes: number },
-  ) {}
+    private options: { maxVarsBytes: number; changes?: ChangeFeed },
+  ) {
+    options.changes?.on((change) => {
+      if (change.topic === "workflow") this.notify(change.key);
+    });
+    options.changes?.onReset(() => this.notify(null));
+  }
+
+  private changeListeners = new Set<(workflowId: string | null) => void>();
+
+  /**
+   * Calls `listener` after a workflow is created, changed or deleted, here or on another
+   * host (null: anything may have changed). Returns an unsubscribe.
+   */
+  onChange(listener: (workflowId: string | null) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  private notify(workflowId: string | null): void {
+    for (const listener of this.changeListeners) listener(workflowId);
+  }
+
+  /** Tells this host's listeners and every other host that a workflow changed. */
+  private async changed(workflowId: string): Promise<void> {
+    this.notify(workflowId);
+    await this.options.changes?.publish([{ topic: "workflow", key: workflowId }]).catch(() => {
+      // The other hosts read every schedule afresh now and then (Scheduler's reload).
+    });
+  }
 
   render(row: WorkflowRow) {
     return {
@@ -179,6 +216,7 @@ export class WorkflowService {
       if (isUniqueViolation(err)) throw this.slugTaken(slug);
       throw err;
     }
+    await this.changed(id);
     return (await workflowStore.byId(this.db, id))!;
   }
 
@@ -209,6 +247,7 @@ export class WorkflowService {
       if (isUniqueViolation(err)) throw this.slugTaken(input.slug!);
       throw err;
     }
+    await this.changed(row.id);
     return (await workflowStore.byId(this.db, row.id))!;
   }
 
@@ -216,6 +255,31 @@ export class WorkflowService {
   async remove(projectId: string, idOrSlug: string): Promise<void> {
     const row = await this.get(projectId, idOrSlug);
     await workflowStore.delete(this.db, row.id);
+    await this.db.deleteFrom("schedule_ticks").where("owner", "=", `workflow:${row.id}`).execute();
+    await this.changed(row.id);
+  }
+
+  /**
+   * Starts one execution of a workflow for a tick of its `cron` trigger (`trigger_type` cron;
+   * `context.scheduled_time` is the tick's time). Null when the workflow is gone.
+   */
+  async startForCron(workflowId: string, tick: CronTick): Promise<ExecutionView | null> {
+    const workflow = await workflowStore.byId(this.db, workflowId);
+    if (!workflow) return null;
+    const scheduledTime = new Date(tick.scheduledTime).toISOString();
+    const state = await this.engine.begin({
+      projectId: workflow.project_id,
+      workflowId: workflow.id,
+      workflowName: workflow.name,
+      versionId: workflow.version_id,
+      vars: {},
+      context: { cron: tick.cron, timezone: tick.timezone, scheduled_time: scheduledTime },
+      metadata: {
+        cron: { expression: tick.cron, timezone: tick.timezone, scheduled_time: scheduledTime },
+      },
+      triggerType: "cron",
+    });
+    return viewOf(state);
   }
 
   private checkSize(field: string, value: unknown) {
@@ -316,12 +380,15 @@ export class WorkflowService {
    */
   async startForTrigger(
     projectId: string,
-    trigger: WorkflowTrigger,
+    trigger: InboundTrigger,
     options: TriggerStart = {},
   ): Promise<ExecutionView[]> {
     const started: ExecutionView[] = [];
     for (const workflow of await workflowStore.withTriggers(this.db, projectId)) {
-      const triggers = JSON.parse(workflow.triggers) as WorkflowTrigger[];
+      const triggers = JSON.parse(workflow.triggers) as {
+        type: string;
+        phone_number_id?: string;
+      }[];
       const matches = triggers.some(
         (t) =>
           t.type === trigger.type &&

@@ -13,6 +13,7 @@ import d1Source from "./loaded-d1.txt";
 const TOKEN_HEADER = "x-workerbase-token";
 const INVOCATION_HEADER = "x-workerbase-invocation";
 const SUBREQUEST_HEADER = "x-workerbase-subrequest";
+const TICK_HEADERS = new Set(["x-workerbase-cron", "x-workerbase-scheduled-time"]);
 let loadedIsolates = 0;
 
 /**
@@ -191,8 +192,11 @@ export default {
     const projectId = request.headers.get("x-workerbase-project");
     const method = request.headers.get("x-workerbase-method") || "GET";
     const headers = new Headers();
+    // A schedule tick's own headers pass only when the host marks the call as a tick.
+    const tick = request.headers.has("x-workerbase-tick");
     for (const [name, value] of request.headers) {
-      if (!name.startsWith("x-workerbase-")) headers.append(name, value);
+      if (!name.startsWith("x-workerbase-") || (tick && TICK_HEADERS.has(name)))
+        headers.append(name, value);
     }
     if (request.headers.has("x-workerbase-probe")) headers.set("x-workerbase-probe", "1");
     const token = crypto.randomUUID();

@@ -10,6 +10,10 @@ import * as user from "./function.js";
 
 const encoder = new TextEncoder();
 const INVOCATION_HEADER = "x-workerbase-invocation";
+const CRON_HEADER = "x-workerbase-cron";
+const SCHEDULED_TIME_HEADER = "x-workerbase-scheduled-time";
+const onlyScheduled =
+  "This function runs only on schedule: its code defines `scheduled` but no `handler`, so it does not answer HTTP calls";
 let userEnv;
 
 function frame(meta, body) {
@@ -63,14 +67,34 @@ export default {
   async fetch(request, env) {
     const incoming = P.RequestHeaders(request);
     if (P.HeadersGet(incoming, "x-workerbase-probe") !== null) {
-      return frame({ probe: true, handler: typeof user.handler }, null);
+      return frame(
+        { probe: true, handler: typeof user.handler, scheduled: typeof user.scheduled },
+        null,
+      );
     }
+    // Only the supervisor lets this header through, and only on a schedule tick.
+    const cron = P.HeadersGet(incoming, CRON_HEADER);
     const token = P.HeadersGet(incoming, INVOCATION_HEADER) ?? "";
     userEnv ??= buildEnv(env);
     return withInvocation(token, async (state) => {
       let meta;
       let body = null;
       try {
+        if (cron !== null && typeof user.scheduled === "function") {
+          // As on Cloudflare: the event's time in epoch ms; the result is ignored.
+          const at = P.HeadersGet(incoming, SCHEDULED_TIME_HEADER) ?? "";
+          await user.scheduled(
+            { type: "scheduled", cron, scheduledTime: P.DateParse(at), noRetry() {} },
+            userEnv,
+          );
+          meta = { status: 200, headers: [] };
+          meta.logs = state.lines;
+          return frame(meta, null);
+        }
+        if (typeof user.handler !== "function") {
+          meta = { kind: "no_handler", error: onlyScheduled, logs: state.lines };
+          return frame(meta, null);
+        }
         const result = await user.handler(userRequest(request), userEnv);
         if (P.isPrototypeOf(P.Response.prototype, result)) {
           body = await P.ResponseArrayBuffer(result);

@@ -38,6 +38,7 @@ export const primordials = Object.freeze({
   ),
   Encode: bound(TextEncoder.prototype.encode),
   DateToISOString: bound(Date.prototype.toISOString),
+  DateParse: Date.parse,
   PromiseReject: Promise.reject.bind(Promise),
   ObjectEntries: Object.entries,
   isPrototypeOf: bound(Object.prototype.isPrototypeOf),
