@@ -78,6 +78,8 @@ export interface Fn {
   description: string | null;
   code?: string;
   version: number;
+  /** The version invocations run; `version` unless a rollback moved it; null before a deploy. */
+  live_version: number | null;
   status: "draft" | "deploying" | "deployed" | "error";
   last_deployed_at: string | null;
   deploy_error: string | null;
@@ -85,8 +87,31 @@ export interface Fn {
   endpoint_url: string;
   public_endpoint: boolean;
   invoke_response_mode: "passthrough" | "wrapped";
+  schedules: Schedule[];
   created_at: string;
   updated_at: string;
+}
+
+/** The version a function's invocations run (null before its first deploy). */
+export const liveVersion = (fn: Fn): number | null => fn.live_version ?? (fn.version || null);
+
+export interface Schedule {
+  cron: string;
+  timezone: string;
+  body: unknown;
+  next_run_at: string | null;
+}
+
+/** One deployed version, as GET /functions/{id}/versions lists it (code only when asked). */
+export interface Version {
+  version: number;
+  language: string;
+  runtime_config: Fn["runtime_config"];
+  invoke_response_mode: Fn["invoke_response_mode"];
+  message: string | null;
+  created_at: string;
+  live: boolean;
+  code?: string;
 }
 
 export interface DeployedCode {
@@ -113,6 +138,7 @@ export interface Invocation {
   error_message: string | null;
   logs: LogLine[];
   trigger: string;
+  version?: number | null;
   created_at: string;
 }
 

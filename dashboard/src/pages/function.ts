@@ -1,25 +1,32 @@
 import type { EditorView } from "@codemirror/view";
-import { api, ApiError, fnPath, type Fn } from "../api";
+import { api, ApiError, fnPath, liveVersion, type Fn } from "../api";
 import { ago, copyButton, fill, h, sleep, statusBadge, toast } from "../dom";
 import { createEditor, errorLocation, markError, setText } from "../editor";
 import { setQuery, type Page } from "../router";
 import { drafts } from "../session";
 import { invocationsTab } from "./invocations";
 import { showReview } from "./review";
+import { schedulesTab } from "./schedules";
 import { secretsTab } from "./secrets";
 import { settingsTab } from "./settings";
 import { testPanel } from "./test-panel";
+import { versionsTab } from "./versions";
 
-const tabs = ["code", "invocations", "secrets", "settings"] as const;
+const tabs = ["code", "invocations", "versions", "schedules", "secrets", "settings"] as const;
 type Tab = (typeof tabs)[number];
 const tabLabels: Record<Tab, string> = {
   code: "Code",
   invocations: "Invocations",
+  versions: "Versions",
+  schedules: "Schedules",
   secrets: "Secrets",
   settings: "Settings",
 };
 
-/** One function: code editor with deploy and test panel, invocations, secrets, settings. */
+/**
+ * One function: code editor with deploy and test panel, invocations, versions (diff and
+ * rollback), schedules, secrets, settings.
+ */
 export function functionPage(idOrSlug: string, query: URLSearchParams): Page {
   const el = h("div", { class: "function-page" }, h("p", { class: "muted" }, "Loading…"));
   const cleanup: (() => void)[] = [];
@@ -77,10 +84,18 @@ function build(initial: Fn, firstTab: Tab | null, cleanup: (() => void)[]) {
   const meta = h("div", { class: "meta" });
   function renderHeader() {
     fill(title, fn.name);
+    const live = liveVersion(fn);
     fill(
       meta,
       statusBadge(fn.status),
-      h("span", { class: "version" }, fn.version ? `v${fn.version}` : "not deployed"),
+      h(
+        "span",
+        { class: "version", "data-testid": "live-version" },
+        live ? `v${live} live` : "not deployed",
+        live && fn.version > live
+          ? h("span", { class: "muted" }, ` (rolled back from v${fn.version})`)
+          : null,
+      ),
       h("span", { class: "muted" }, "last deploy ", ago(fn.last_deployed_at)),
       h(
         "span",
@@ -101,6 +116,8 @@ function build(initial: Fn, firstTab: Tab | null, cleanup: (() => void)[]) {
     renderHeader();
     settings.refresh(fn);
     test.refresh(fn);
+    versions.refresh(fn);
+    schedules.refresh(fn);
   }
 
   // Code tab.
@@ -180,7 +197,7 @@ function build(initial: Fn, firstTab: Tab | null, cleanup: (() => void)[]) {
         "strong",
         null,
         fn.status === "deployed"
-          ? `Deploy failed; version ${fn.version} is still live. `
+          ? `Deploy failed; version ${liveVersion(fn)} is still live. `
           : "Deploy failed. ",
       ),
       h("span", { class: "mono" }, fn.deploy_error),
@@ -224,13 +241,13 @@ function build(initial: Fn, firstTab: Tab | null, cleanup: (() => void)[]) {
     if (deploying || dialog.open) return;
     try {
       const draft = editor.state.doc.toString();
-      await showReview(dialog, fn, draft, isDirty(), () => void deploy());
+      await showReview(dialog, fn, draft, isDirty(), (message) => void deploy(message));
     } catch (err) {
       codeError.textContent = (err as Error).message;
     }
   }
 
-  async function deploy() {
+  async function deploy(message = "") {
     if (deploying) return;
     deploying = true;
     deployButton.disabled = true;
@@ -239,7 +256,7 @@ function build(initial: Fn, firstTab: Tab | null, cleanup: (() => void)[]) {
       if (isDirty() && !(await save())) return;
       deployNote.className = "deploy-note running";
       fill(deployNote, h("span", { class: "spinner" }), "Deploying…");
-      await api("POST", `${fnPath(fn.id)}/deploy`);
+      await api("POST", `${fnPath(fn.id)}/deploy`, message ? { message } : undefined);
       update({ ...fn, status: "deploying" });
       const deadline = Date.now() + 120_000;
       while (fn.status === "deploying" && Date.now() < deadline) {
@@ -267,6 +284,7 @@ function build(initial: Fn, firstTab: Tab | null, cleanup: (() => void)[]) {
     if (e.key.toLowerCase() === "s") {
       e.preventDefault();
       if (current === "settings") settings.submit();
+      else if (current === "schedules") schedules.submit();
       else void save();
     } else if (e.key === "Enter" && current === "code") {
       e.preventDefault();
@@ -310,12 +328,17 @@ function build(initial: Fn, firstTab: Tab | null, cleanup: (() => void)[]) {
 
   const invocations = invocationsTab(fn.id);
   cleanup.push(invocations.dispose);
+  const versions = versionsTab(fn, update);
+  cleanup.push(versions.dispose);
+  const schedules = schedulesTab(fn, update);
   const secrets = secretsTab(fn.id);
   const settings = settingsTab(fn, update);
 
   const panels: Record<Tab, HTMLElement> = {
     code: codePanel,
     invocations: invocations.el,
+    versions: versions.el,
+    schedules: schedules.el,
     secrets: secrets.el,
     settings: settings.el,
   };
@@ -329,6 +352,7 @@ function build(initial: Fn, firstTab: Tab | null, cleanup: (() => void)[]) {
     }
     setQuery({ tab: tab === "code" ? null : tab });
     invocations.setVisible(tab === "invocations");
+    versions.setVisible(tab === "versions");
     if (tab === "secrets") void secrets.load();
     if (tab === "code") editor.requestMeasure();
   }
@@ -348,7 +372,7 @@ function build(initial: Fn, firstTab: Tab | null, cleanup: (() => void)[]) {
   select(current);
 
   return {
-    canLeave: () => !isDirty(),
+    canLeave: () => !isDirty() && !schedules.isDirty(),
     el: h(
       "div",
       null,

@@ -1,4 +1,4 @@
-import { api, type Fn } from "../api";
+import { api, liveVersion, type Fn } from "../api";
 import { ago, clearErrors, copyButton, field, fill, h, showError, statusBadge } from "../dom";
 import { navigate, type Page } from "../router";
 
@@ -24,7 +24,7 @@ function row(fn: Fn): HTMLElement {
     h(
       "td",
       { "data-label": "Version" },
-      fn.version ? `v${fn.version}` : h("span", { class: "muted" }, "—"),
+      liveVersion(fn) ? `v${liveVersion(fn)}` : h("span", { class: "muted" }, "—"),
     ),
     h("td", { "data-label": "Last deploy" }, ago(fn.last_deployed_at)),
     h(

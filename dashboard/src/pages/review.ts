@@ -1,16 +1,17 @@
 import { api, fnPath, type DeployedCode, type Fn } from "../api";
-import { fill, h } from "../dom";
+import { field, fill, h } from "../dom";
 
 /**
  * Fills `dialog` with the draft against the live version (a diff, and changed runtime
- * settings) and opens it; `confirm` runs when the user deploys (button or Ctrl/Cmd+Enter).
+ * settings) and a field for a message saying what changed, and opens it; `confirm` runs with
+ * that message when the user deploys (button, Enter in the message, or Ctrl/Cmd+Enter).
  */
 export async function showReview(
   dialog: HTMLDialogElement,
   fn: Fn,
   draft: string,
   unsaved: boolean,
-  confirm: () => void,
+  confirm: (message: string) => void,
 ): Promise<void> {
   const { data: deployed } = await api<{ data: DeployedCode }>(
     "GET",
@@ -22,9 +23,15 @@ export async function showReview(
     if (live !== undefined && live !== fn.runtime_config[key])
       settings.push(`${key}: ${live} → ${fn.runtime_config[key]}`);
   }
+  const message = h("input", {
+    name: "message",
+    autocomplete: "off",
+    maxlength: 1000,
+    placeholder: "What changed, e.g. greet in Spanish",
+  });
   const go = () => {
     dialog.close();
-    confirm();
+    confirm(message.value.trim());
   };
   const diffBox = h("div", { class: "diff" });
   const deployButton = h("button", { type: "button", class: "confirm", onclick: go }, "Deploy");
@@ -44,6 +51,20 @@ export async function showReview(
     settings.length ? h("p", { class: "small" }, "Settings: ", settings.join(", ")) : null,
     diffBox,
     h(
+      "form",
+      {
+        class: "deploy-message",
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          go();
+        },
+      },
+      field("Message (optional)", message, {
+        name: "message",
+        hint: "Shown beside this version on the Versions tab.",
+      }),
+    ),
+    h(
       "div",
       { class: "actions" },
       deployButton,
@@ -58,7 +79,7 @@ export async function showReview(
     }
   };
   dialog.showModal();
-  deployButton.focus();
+  message.focus({ preventScroll: true });
   if (deployed.code !== null && deployed.code !== draft) {
     // The diff view (@codemirror/merge) loads only when there is something to compare.
     const { diffView } = await import("../diff");

@@ -1,4 +1,13 @@
-import { apiBase, api, ApiError, fnPath, type Fn, type Invocation, type LogLine } from "../api";
+import {
+  apiBase,
+  api,
+  ApiError,
+  fnPath,
+  liveVersion,
+  type Fn,
+  type Invocation,
+  type LogLine,
+} from "../api";
 import { clearErrors, field, fill, h, pretty, showError, sleep } from "../dom";
 import { session } from "../session";
 
@@ -80,8 +89,8 @@ export function testPanel(initial: Fn) {
 
   function refresh(next: Fn) {
     fn = next;
-    versionNote.textContent = fn.version
-      ? `Runs the deployed version ${fn.version}, not the unsaved or undeployed draft.`
+    versionNote.textContent = liveVersion(fn)
+      ? `Runs the live version ${liveVersion(fn)}, not the unsaved or undeployed draft.`
       : "Deploy the function before testing it.";
   }
   refresh(fn);
