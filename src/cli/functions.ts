@@ -20,8 +20,19 @@ export interface FunctionResource {
   public_endpoint: boolean;
   invoke_response_mode: "passthrough" | "wrapped";
   tool: { name: string; description: string; input_schema: Record<string, unknown> } | null;
+  /** The version invocations run: `version` unless a rollback moved it; null before a deploy. */
+  live_version: number | null;
+  schedules: Schedule[];
   created_at: string;
   updated_at: string;
+}
+
+/** One cron trigger of a function, as the API renders it. */
+export interface Schedule {
+  cron: string;
+  timezone: string;
+  body: unknown;
+  next_run_at: string | null;
 }
 
 export const notFound = (fn: string) => `function "${fn}" not found`;
@@ -48,13 +59,22 @@ export interface DeployOutcome {
   fn: FunctionResource;
 }
 
+export interface DeployOptions {
+  /** Stored with the version this deploy creates (`functions versions` shows it). */
+  message?: string;
+  timeoutMs?: number;
+}
+
 /** Starts a deploy and polls until the function leaves `deploying`. */
 export async function deployAndWait(
   api: Client,
   fn: string,
-  timeoutMs = 120_000,
+  { message, timeoutMs = 120_000 }: DeployOptions = {},
 ): Promise<DeployOutcome> {
-  await api.call("POST", `/functions/${seg(fn)}/deploy`, { notFound: notFound(fn) });
+  await api.call("POST", `/functions/${seg(fn)}/deploy`, {
+    ...(message !== undefined ? { json: { message } } : {}),
+    notFound: notFound(fn),
+  });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { data } = await api.call<{ data: FunctionResource }>("GET", `/functions/${seg(fn)}`, {
@@ -70,13 +90,29 @@ export async function deployAndWait(
   }
 }
 
+/** "; version N is still live" after a failed deploy, or nothing before the first success. */
+export function stillLive(fn: FunctionResource): string {
+  // An older server has no live_version: the newest version is the live one there.
+  const live = fn.live_version === undefined ? fn.version : fn.live_version;
+  return live ? `; version ${live} is still live` : "";
+}
+
 /** One line saying how a deploy went. */
 export function describeDeploy(outcome: DeployOutcome): string {
   const { fn } = outcome;
   if (outcome.ok) return `deployed ${fn.slug} (version ${fn.version})`;
-  const live = fn.version > 0 ? `; version ${fn.version} is still live` : "";
-  return `deploy of ${fn.slug} failed: ${fn.deploy_error ?? `status ${fn.status}`}${live}`;
+  return `deploy of ${fn.slug} failed: ${fn.deploy_error ?? `status ${fn.status}`}${stillLive(fn)}`;
 }
+
+/** `--message` of the commands that deploy. */
+export const messageFlag = {
+  message: {
+    type: "string",
+    alias: "m",
+    value: "text",
+    help: "a note stored with the new version (functions versions shows it)",
+  },
+} as const;
 
 const settingsFlags = {
   public: { type: "boolean", help: "callable without a key" },
@@ -173,6 +209,9 @@ export const functionCommands: Command[] = [
           ["description", f.description],
           ["status", status(f)],
           ["version", f.version],
+          ...(f.live_version != null && f.live_version !== f.version
+            ? ([["live version", `${f.live_version} (rolled back)`]] as [string, unknown][])
+            : []),
           ...(f.deploy_error
             ? ([["deploy error", out.paint.red(f.deploy_error)]] as [string, unknown][])
             : []),
@@ -181,6 +220,12 @@ export const functionCommands: Command[] = [
           ["response mode", f.invoke_response_mode],
           ["runtime", f.runtime_config],
           ["tool", f.tool ? f.tool.name : null],
+          [
+            "schedules",
+            f.schedules?.length
+              ? `${f.schedules.map((s) => s.cron).join(", ")} (workerbase functions schedules ${f.slug})`
+              : null,
+          ],
           ["endpoint", f.endpoint_url],
           ["created", f.created_at],
           ["updated", f.updated_at],
@@ -261,17 +306,18 @@ export const functionCommands: Command[] = [
   },
   {
     name: "functions deploy",
-    usage: "<fn> [--json]",
-    summary: "deploy the draft and wait for the outcome",
+    usage: "<fn> [--message text] [--json]",
+    summary: "deploy the draft as a new version and wait for the outcome",
     args: [1, 1],
-    flags: jsonFlag,
+    flags: { ...jsonFlag, ...messageFlag },
     async run(args) {
       const fn = args.positionals[0];
+      const message = stringFlag(args, "message");
       const api = platform(args);
       const spin = spinner(`deploying ${fn}`);
       let outcome: DeployOutcome;
       try {
-        outcome = await deployAndWait(api, fn);
+        outcome = await deployAndWait(api, fn, { message });
       } finally {
         spin.stop();
       }

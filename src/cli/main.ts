@@ -4,6 +4,8 @@ import type { Command } from "./command.js";
 import { functionCommands } from "./functions.js";
 import { invokeCommand } from "./invoke.js";
 import { logsCommand } from "./logs.js";
+import { versionCommands } from "./versions.js";
+import { schedulesCommand } from "./schedules.js";
 import { secretCommands } from "./secrets.js";
 import { kvCommands } from "./kv.js";
 import { dbCommands } from "./db.js";
@@ -84,6 +86,8 @@ const commands: Command[] = [
   ...functions,
   invokeCommand,
   logsCommand,
+  ...versionCommands,
+  schedulesCommand,
   ...functionCommands.filter((c) => c.name === "functions delete"),
   ...secretCommands,
   ...kvCommands,

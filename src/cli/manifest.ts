@@ -3,6 +3,7 @@ import path from "node:path";
 import { LineCounter, isMap, isScalar, parseDocument, stringify, type Document } from "yaml";
 import { z } from "zod";
 import { RuntimeConfig, Tool, slugPattern } from "../functions/schema.js";
+import { ScheduleEntry, Schedules, normalize, type Schedule } from "../schedules/cron.js";
 import { closest } from "./args.js";
 
 /** The keys of `function.yaml`, after the Kapso CLI's layout; a missing key means its default. */
@@ -27,6 +28,7 @@ export const Manifest = z.strictObject({
   invoke_response_mode: z.enum(["passthrough", "wrapped"]).optional(),
   runtime_config: RuntimeConfig.optional(),
   tool: Tool.nullable().optional(),
+  schedules: Schedules.optional(),
 });
 
 export const manifestKeys = Object.keys(Manifest.shape);
@@ -35,7 +37,13 @@ const nestedKeys: Record<string, string[]> = {
   "": manifestKeys,
   runtime_config: Object.keys(RuntimeConfig.shape),
   tool: Object.keys(Tool.shape),
+  schedules: Object.keys(ScheduleEntry.shape),
 };
+
+/** `schedules[0].cron`: a key path as the server's error details name fields. */
+function keyPath(at: (string | number)[]): string {
+  return at.map((p, i) => (typeof p === "number" ? `[${p}]` : i > 0 ? `.${p}` : p)).join("");
+}
 
 /** A function as a folder describes it, every default filled in. */
 export interface LocalFunction {
@@ -50,6 +58,8 @@ export interface LocalFunction {
   invoke_response_mode: "passthrough" | "wrapped";
   runtime_config: { timeout: number; memory: number; compatibility_flags: string[] };
   tool: z.infer<typeof Tool> | null;
+  /** Each with its defaults (`UTC`, `{}`) filled in, as the server stores them. */
+  schedules: Schedule[];
 }
 
 /** A problem in a project folder, reported as `file:line: message`. */
@@ -112,16 +122,19 @@ export function readLocalFunction(manifestFile: string): LocalFunction {
   }
   const result = Manifest.safeParse(value);
   if (!result.success) {
-    const issue = result.error.issues[0];
+    // A misspelt key is also a missing one; the misspelling, with its suggestion, says more.
+    const issues = result.error.issues;
+    const issue = issues.find((i) => i.code === "unrecognized_keys") ?? issues[0];
     const at = issue.path.filter((p): p is string | number => typeof p !== "symbol");
     if (issue.code === "unrecognized_keys") {
       const key = issue.keys[0];
-      const valid = nestedKeys[at.join(".")] ?? [];
+      // An entry of a list has the keys of the list's items (schedules[2] those of schedules).
+      const valid = nestedKeys[at.filter((p) => typeof p === "string").join(".")] ?? [];
       const hint = closest(key, valid);
       throw new ManifestError(
         manifestFile,
         lineOf(doc, counter, at, key),
-        `unknown key "${[...at, key].join(".")}"` +
+        `unknown key "${keyPath([...at, key])}"` +
           (hint
             ? `; did you mean "${hint}"?`
             : valid.length
@@ -132,7 +145,7 @@ export function readLocalFunction(manifestFile: string): LocalFunction {
     throw new ManifestError(
       manifestFile,
       lineOf(doc, counter, at),
-      `${at.join(".") || "(file)"}: ${issue.message}`,
+      `${keyPath(at) || "(file)"}: ${issue.message}`,
     );
   }
   const m = result.data;
@@ -173,6 +186,7 @@ export function readLocalFunction(manifestFile: string): LocalFunction {
       compatibility_flags: [...(m.runtime_config?.compatibility_flags ?? [])].sort(),
     },
     tool: m.tool ?? null,
+    schedules: (m.schedules ?? []).map(normalize),
   };
 }
 
@@ -187,6 +201,7 @@ export function manifestText(
     runtime_config: Record<string, unknown>;
     tool: unknown;
     function_type: string;
+    schedules?: { cron: string; timezone: string; body: unknown }[];
   },
   entrypoint: string,
 ): string {
@@ -200,6 +215,21 @@ export function manifestText(
     invoke_response_mode: fn.invoke_response_mode,
     runtime_config: fn.runtime_config,
     ...(fn.tool ? { tool: fn.tool } : {}),
+    ...(fn.schedules?.length ? { schedules: fn.schedules.map(scheduleEntry) } : {}),
   };
   return stringify(manifest);
+}
+
+/** An entry as `function.yaml` writes it: no `next_run_at`, and no key that has its default. */
+function scheduleEntry(s: { cron: string; timezone: string; body: unknown }) {
+  const emptyBody =
+    s.body !== null &&
+    typeof s.body === "object" &&
+    !Array.isArray(s.body) &&
+    Object.keys(s.body).length === 0;
+  return {
+    cron: s.cron,
+    ...(s.timezone !== "UTC" ? { timezone: s.timezone } : {}),
+    ...(emptyBody ? {} : { body: s.body }),
+  };
 }

@@ -1,10 +1,16 @@
 import fs from "node:fs";
 import path from "node:path";
-import { CliError } from "./args.js";
+import { CliError, stringFlag } from "./args.js";
 import { seg, type Command } from "./command.js";
 import { platform, type Client } from "./http.js";
 import { err, out, spinner } from "./output.js";
-import { deployAndWait, type DeployOutcome, type FunctionResource } from "./functions.js";
+import {
+  deployAndWait,
+  messageFlag,
+  stillLive,
+  type DeployOutcome,
+  type FunctionResource,
+} from "./functions.js";
 import {
   ManifestError,
   defaultEntrypoint,
@@ -43,6 +49,11 @@ function serverShape(fn: FunctionResource) {
       compatibility_flags: [...(fn.runtime_config.compatibility_flags ?? [])].sort(),
     },
     tool: fn.tool,
+    schedules: (fn.schedules ?? []).map((s) => ({
+      cron: s.cron,
+      timezone: s.timezone,
+      body: s.body,
+    })),
   };
 }
 
@@ -54,6 +65,7 @@ const compared = [
   "invoke_response_mode",
   "runtime_config",
   "tool",
+  "schedules",
 ] as const;
 
 interface Step {
@@ -120,6 +132,8 @@ function fieldsOf(local: LocalFunction, fields: readonly (typeof compared)[numbe
     // An empty flag list is sent on update so that flags removed locally go on the server too.
     runtime_config: local.runtime_config,
     tool: local.tool,
+    // The whole list: a PATCH replaces it, so entries removed locally go on the server too.
+    schedules: local.schedules,
   };
   return Object.fromEntries(fields.map((f) => [f, all[f]]));
 }
@@ -220,12 +234,16 @@ export const syncCommands: Command[] = [
   },
   {
     name: "push",
-    usage: "[dir] [--dry-run]",
+    usage: "[dir] [--dry-run] [--message text]",
     summary: "create or update the functions that differ from dir/functions/, deploy them",
     args: [0, 1],
-    flags: { "dry-run": { type: "boolean", help: "print the plan, change nothing" } },
+    flags: {
+      "dry-run": { type: "boolean", help: "print the plan, change nothing" },
+      ...messageFlag,
+    },
     async run(args) {
       const dir = args.positionals[0] ?? ".";
+      const message = stringFlag(args, "message");
       const locals = readProject(dir);
       const api = platform(args);
       const { steps, serverOnly } = await plan(api, locals);
@@ -251,6 +269,7 @@ export const syncCommands: Command[] = [
               memory: step.local.runtime_config.memory,
               ...(flags.length ? { compatibility_flags: flags } : {}),
             };
+            if (step.local.schedules.length === 0) delete fields.schedules;
             await api.call("POST", "/functions", {
               json: {
                 function: { ...fields, slug: step.local.slug, function_type: "cloudflare_worker" },
@@ -273,7 +292,9 @@ export const syncCommands: Command[] = [
       }
       const spin = spinner(`deploying ${saved.length} function${saved.length === 1 ? "" : "s"}`);
       const settled = await Promise.allSettled(
-        saved.map((step): Promise<DeployOutcome> => deployAndWait(api, step.local.slug)),
+        saved.map((step): Promise<DeployOutcome> =>
+          deployAndWait(api, step.local.slug, { message }),
+        ),
       );
       spin.stop();
       settled.forEach((result, i) => {
@@ -290,9 +311,8 @@ export const syncCommands: Command[] = [
         } else {
           failed++;
           const { fn } = result.value;
-          const live = fn.version > 0 ? `; version ${fn.version} is still live` : "";
           out.line(
-            `  ${out.paint.red("✗")} ${local.slug}: deploy failed: ${locateError(fn.deploy_error ?? fn.status, local.entrypointFile)}${live}`,
+            `  ${out.paint.red("✗")} ${local.slug}: deploy failed: ${locateError(fn.deploy_error ?? fn.status, local.entrypointFile)}${stillLive(fn)}`,
           );
         }
       });
