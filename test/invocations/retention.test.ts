@@ -31,6 +31,7 @@ function row(functionId: string, atMs: number, id = `inv_${String(++serial).padS
     error_message: null,
     logs: "[]",
     trigger: "api",
+    version: 1,
     created_at: new Date(atMs).toISOString(),
   } satisfies InvocationInsert;
 }
@@ -156,6 +157,7 @@ for (const dialect of dialects) {
           errorMessage: null,
           logs: [],
           trigger: "api",
+          version: 1,
           createdAt: new Date(t + i).toISOString(),
         });
       await service.flush();
