@@ -68,10 +68,19 @@ const compared = [
   "schedules",
 ] as const;
 
+/** Fields that only a deploy puts into effect; the others apply as soon as they are saved. */
+const deployed = new Set<string>(["code", "runtime_config"]);
+
 interface Step {
   local: LocalFunction;
   action: "create" | "update" | "unchanged";
   changed: (typeof compared)[number][];
+  /**
+   * Whether the step deploys: a new function, a changed draft or runtime settings, or a
+   * function never deployed. A change only to settings that apply at once (schedules, the
+   * tool, ...) is saved without a deploy, which would otherwise undo a rollback.
+   */
+  deploy: boolean;
 }
 
 /** Every `functions/<folder>/function.yaml` under `dir`, checked; all problems are reported. */
@@ -147,7 +156,7 @@ async function plan(
   const steps: Step[] = [];
   for (const local of locals) {
     if (!remote.has(local.slug)) {
-      steps.push({ local, action: "create", changed: [...compared] });
+      steps.push({ local, action: "create", changed: [...compared], deploy: true });
       continue;
     }
     const { data } = await api.call<{ data: FunctionResource }>(
@@ -156,7 +165,13 @@ async function plan(
     );
     const server = serverShape(data);
     const changed = compared.filter((f) => stable(server[f]) !== stable(local[f]));
-    steps.push({ local, action: changed.length ? "update" : "unchanged", changed });
+    steps.push({
+      local,
+      action: changed.length ? "update" : "unchanged",
+      changed,
+      deploy:
+        changed.length > 0 && (data.version === 0 || changed.some((field) => deployed.has(field))),
+    });
   }
   const mine = new Set(locals.map((l) => l.slug));
   const serverOnly = list.data.map((fn) => fn.slug).filter((s) => !mine.has(s));
@@ -171,11 +186,16 @@ function printPlan(base: string, steps: Step[], serverOnly: string[]) {
     const slug = step.local.slug.padEnd(width);
     if (step.action === "create") out.line(`  ${p.green("+")} ${slug}  create and deploy`);
     else if (step.action === "update") {
-      out.line(`  ${p.yellow("~")} ${slug}  update ${step.changed.join(", ")}; deploy`);
+      out.line(
+        `  ${p.yellow("~")} ${slug}  update ${step.changed.join(", ")}${step.deploy ? "; deploy" : " (applies at once, no deploy)"}`,
+      );
     } else out.line(`  ${p.dim("=")} ${slug}  ${p.dim("unchanged")}`);
   }
   const changes = steps.filter((s) => s.action !== "unchanged").length;
-  const summary = [`${changes} to deploy`, `${steps.length - changes} unchanged`];
+  const deploys = steps.filter((s) => s.deploy).length;
+  const summary = [`${deploys} to deploy`];
+  if (changes > deploys) summary.push(`${changes - deploys} to update without a deploy`);
+  summary.push(`${steps.length - changes} unchanged`);
   if (serverOnly.length > 0)
     summary.push(`${serverOnly.length} only on the server, left alone (${serverOnly.join(", ")})`);
   out.line(p.dim(`  ${summary.join(", ")}`));
@@ -288,7 +308,8 @@ export const syncCommands: Command[] = [
           );
           continue;
         }
-        saved.push(step);
+        if (step.deploy) saved.push(step);
+        else out.line(`  ${out.paint.green("✓")} ${step.local.slug}: updated`);
       }
       const spin = spinner(`deploying ${saved.length} function${saved.length === 1 ? "" : "s"}`);
       const settled = await Promise.allSettled(

@@ -99,7 +99,8 @@ describe("workerbase pull and push", () => {
     assert.equal(steadyAfter.version, steadyBefore.version, "unchanged functions are not deployed");
     assert.equal(steadyAfter.updated_at, steadyBefore.updated_at);
 
-    // A settings-only change is an update too; a function only on the server is left alone.
+    // A change only to settings that apply at once is saved without a deploy (a deploy would
+    // undo a rollback); a function only on the server is left alone.
     fs.writeFileSync(
       path.join(greeter, "function.yaml"),
       "name: Greeter\nslug: greeter\ndescription: says hello\ninvoke_response_mode: wrapped\nruntime_config:\n  timeout: 10\n",
@@ -107,7 +108,10 @@ describe("workerbase pull and push", () => {
     fs.rmSync(path.join(project, "functions", "steady"), { recursive: true });
     const settings = await cli(server, ["push", project]);
     assert.equal(settings.code, 0, settings.stderr);
-    assert.match(settings.stdout, /~ greeter\s+update invoke_response_mode; deploy/);
+    assert.match(
+      settings.stdout,
+      /~ greeter\s+update invoke_response_mode \(applies at once, no deploy\)/,
+    );
     assert.match(settings.stdout, /1 only on the server, left alone \(steady\)/);
     assert.equal(await invoke("greeter"), '{"data":"hello v2"}');
     assert.notEqual(await fn("steady"), null, "push never deletes");

@@ -276,15 +276,24 @@ describe("schedules in function.yaml", () => {
         'schedules:\n  - cron: "30 6 * * *"\n    timezone: Asia/Tokyo\n',
       ),
     );
-    const pushed = await cli(server, ["push", project, "--message", "from push"]);
+    // Schedules apply at once: saved without a deploy (which would undo a rollback).
+    const pushed = await cli(server, ["push", project]);
     assert.equal(pushed.code, 0, pushed.stderr + pushed.stdout);
-    assert.match(pushed.stdout, /~ reporter\s+update schedules; deploy/);
-    assert.match(pushed.stdout, /✓ reporter: deployed \(version 2\)/);
+    assert.match(pushed.stdout, /~ reporter\s+update schedules \(applies at once, no deploy\)/);
+    assert.match(pushed.stdout, /✓ reporter: updated/);
     const fn = ((await (await server.call("GET", "/functions/reporter")).json()) as any).data;
     assert.deepEqual(
       fn.schedules.map((s: any) => [s.cron, s.timezone, s.body]),
       [["30 6 * * *", "Asia/Tokyo", {}]],
     );
+    assert.equal(fn.version, 1, "no deploy for a schedules-only change");
+
+    const entry = path.join(project, "functions", "reporter", "index.js");
+    fs.writeFileSync(entry, answering("report v2"));
+    const redeployed = await cli(server, ["push", project, "--message", "from push"]);
+    assert.equal(redeployed.code, 0, redeployed.stderr + redeployed.stdout);
+    assert.match(redeployed.stdout, /~ reporter\s+update code; deploy/);
+    assert.match(redeployed.stdout, /✓ reporter: deployed \(version 2\)/);
     const versions = json(await cli(server, ["functions", "versions", "reporter", "--json"]));
     assert.equal(versions.data[0].message, "from push", "push --message goes with its deploys");
 
