@@ -8,16 +8,36 @@ export type CodeCheck =
   | { ok: true; module: string }
   | { ok: false; error: string; parsed: boolean; loc?: { line: number; column: number } };
 
-const howTo =
-  "define a top-level `async function handler(request, env) { ... }` that returns a Response, or `async function scheduled(event, env) { ... }` for a function that runs only on schedule";
+/** Both shapes Workerbase accepts, for every sentence that refuses code. */
+export const acceptedShapes =
+  "write either a top-level `async function handler(request, env, ctx) { ... }` that returns a Response (and optionally `async function scheduled(event, env, ctx)`), or Workers module syntax: `export default { async fetch(request, env, ctx) { ... } }` (optionally with `scheduled(controller, env, ctx)`)";
 
 /** The top-level functions Workerbase calls: `handler` per request, `scheduled` per tick. */
 const entrypoints = ["handler", "scheduled"];
 
+type AnyNode = Node & Record<string, any>; // acorn's node union is loose; fields checked where read
+
+/** The property names of an object literal (`{ fetch() {}, "scheduled": ... }`), or null. */
+function literalKeys(node: AnyNode): string[] | null {
+  if (node.type !== "ObjectExpression") return null;
+  const keys: string[] = [];
+  for (const prop of node.properties as AnyNode[]) {
+    if (prop.type === "SpreadElement") return null; // unknown keys: the probe decides
+    if (prop.computed) continue;
+    if (prop.key.type === "Identifier") keys.push(prop.key.name);
+    else if (prop.key.type === "Literal") keys.push(String(prop.key.value));
+  }
+  return keys;
+}
+
 /**
  * Checks the shape of a function's code before it reaches the runtime and returns the module
- * to load: the code itself, plus `export { handler, scheduled }` for those not exported yet.
- * Code the parser rejects is still sent to the runtime, whose syntax error is the one reported.
+ * to load. Two shapes are accepted (CONTRACT 3.3): the hosted original's top-level `handler`
+ * (and `scheduled`), to which `export { ... }` is added for those not exported yet; and
+ * Workers module syntax, an `export default` object with `fetch` and/or `scheduled`, loaded
+ * as written. An object literal is checked here; any other default export (an app object
+ * built in the file) is checked by the deploy's probe in the runtime. Code the parser
+ * rejects is still sent to the runtime, whose syntax error is the one reported.
  */
 export function prepareModule(code: string): CodeCheck {
   let program: ReturnType<typeof parse>;
@@ -34,27 +54,27 @@ export function prepareModule(code: string): CodeCheck {
   }
   const declared = new Set<string>();
   const exported = new Set<string>();
+  let hasDefault = false;
   for (const node of program.body as Node[]) {
-    const n = node as Node & Record<string, any>; // acorn's node union is loose; fields checked below
+    const n = node as AnyNode;
     if (n.type === "ExportDefaultDeclaration") {
-      return {
-        ok: false,
-        parsed: true,
-        error: `\`export default\` is not supported (line ${n.loc?.start.line}): ${howTo}; Workerbase calls it for each request`,
-      };
+      hasDefault = true;
+      const keys = literalKeys(n.declaration);
+      if (keys && !keys.includes("fetch") && !keys.includes("scheduled")) {
+        return {
+          ok: false,
+          parsed: true,
+          error: `The object exported as default (line ${n.loc?.start.line}) has neither \`fetch\` nor \`scheduled\`: ${acceptedShapes}`,
+        };
+      }
+      continue;
     }
     const decl = n.type === "ExportNamedDeclaration" ? n.declaration : n;
     if (n.type === "ExportNamedDeclaration") {
       for (const spec of n.specifiers ?? []) {
         const name = spec.exported.type === "Identifier" ? spec.exported.name : spec.exported.value;
         if (entrypoints.includes(name)) exported.add(name);
-        if (name === "default") {
-          return {
-            ok: false,
-            parsed: true,
-            error: `\`export { ... as default }\` is not supported: ${howTo}`,
-          };
-        }
+        if (name === "default") hasDefault = true;
       }
     }
     if (!decl) continue;
@@ -70,11 +90,13 @@ export function prepareModule(code: string): CodeCheck {
       if (n.type === "ExportNamedDeclaration") exported.add(name);
     }
   }
+  // Module syntax: the default export is what runs; the probe checks what it holds.
+  if (hasDefault) return { ok: true, module: code };
   if (declared.size === 0 && exported.size === 0) {
     return {
       ok: false,
       parsed: true,
-      error: `No top-level \`handler\` (or \`scheduled\`) was found: ${howTo}`,
+      error: `No top-level \`handler\` (or \`scheduled\`) and no \`export default\` was found: ${acceptedShapes}`,
     };
   }
   const missing = [...declared].filter((name) => !exported.has(name));

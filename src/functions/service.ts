@@ -3,7 +3,8 @@ import { AppError } from "../http/errors.js";
 import { isUuid } from "../http/validate.js";
 import { isUniqueViolation, now, type Store } from "../store/db.js";
 import type { RuntimePool } from "../runtime/pool.js";
-import { describeLoadError, moduleName, prepareModule } from "./code.js";
+import { acceptedShapes, describeLoadError, moduleName, prepareModule } from "./code.js";
+import type { InvokeResult } from "../runtime/process.js";
 import {
   runtimeDefaults,
   slugify,
@@ -354,7 +355,7 @@ export class FunctionService {
       else if (result.kind !== "ok")
         error = `The runtime could not check the code: ${result.error}`;
       else if (!check.ok) error = `The code could not be checked: ${check.error}`;
-      else error = entrypointProblem(result.handlerType, result.scheduledType);
+      else error = entrypointProblem(result);
     }
     const fresh = await functionStore.byId(this.db, row.id);
     if (!fresh) return; // deleted meanwhile
@@ -723,18 +724,25 @@ export class FunctionService {
 }
 
 /**
- * What is wrong with the entrypoints a deploy's probe found (the `typeof` of `handler` and
- * `scheduled` in the loaded module), or null: at least one must be a function, and one that
+ * What is wrong with the entrypoints a deploy's probe found, or null. For the hosted
+ * original's shape they are the `typeof` of `handler` and `scheduled`; for module syntax, of
+ * the default export's `fetch` and `scheduled`. At least one must be a function, and one that
  * is defined must be a function.
  */
-function entrypointProblem(handler?: string, scheduled?: string): string | null {
-  const how =
-    "define a top-level `async function handler(request, env) { ... }` that returns a Response, or `async function scheduled(event, env) { ... }`, or both";
+function entrypointProblem(probe: InvokeResult): string | null {
+  const { handlerType: handler, scheduledType: scheduled } = probe;
+  if (probe.shape === "module") {
+    if (probe.exportedType !== "object" && probe.exportedType !== "function")
+      return `\`export default\` exports ${probe.exportedType === "undefined" ? "undefined" : `a ${probe.exportedType}`}, not an object: ${acceptedShapes}`;
+    if (handler !== "function" && scheduled !== "function")
+      return `The object exported as default has neither a \`fetch\` nor a \`scheduled\` method: ${acceptedShapes}`;
+    return null;
+  }
   if (handler !== undefined && handler !== "undefined" && handler !== "function")
-    return `\`handler\` is not a function: ${how}`;
+    return `\`handler\` is not a function: ${acceptedShapes}`;
   if (scheduled !== undefined && scheduled !== "undefined" && scheduled !== "function")
-    return `\`scheduled\` is not a function: ${how}`;
+    return `\`scheduled\` is not a function: ${acceptedShapes}`;
   if (handler !== "function" && scheduled !== "function")
-    return `Neither \`handler\` nor \`scheduled\` is a function: ${how}`;
+    return `Neither \`handler\` nor \`scheduled\` is a function: ${acceptedShapes}`;
   return null;
 }

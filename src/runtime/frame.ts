@@ -40,6 +40,10 @@ export interface InvokeResult {
   handlerType?: string;
   /** Set for probes: the type of the module's `scheduled` export. */
   scheduledType?: string;
+  /** Set for probes: `module` (an `export default`) or `handler` (top-level functions). */
+  shape?: "handler" | "module";
+  /** Set for probes of module syntax: the type of the default export. */
+  exportedType?: string;
 }
 
 export function failed(kind: ResultKind, error: string, status = 500): InvokeResult {
@@ -61,6 +65,8 @@ const logLine = z.object({
 const metaSchema = z.union([
   z.object({
     probe: z.literal(true),
+    shape: z.enum(["handler", "module"]).optional(),
+    exported: z.string().max(20).optional(),
     handler: z.string().max(20),
     scheduled: z.string().max(20).optional(),
   }),
@@ -141,6 +147,8 @@ export function parseFrame(res: WireResponse, limits: FrameLimits): InvokeResult
       error: undefined,
       handlerType: meta.handler,
       scheduledType: meta.scheduled,
+      shape: meta.shape,
+      exportedType: meta.exported,
     };
   const logs = capLogs(meta.logs ?? [], limits);
   const body = data.subarray(metaLength);

@@ -138,8 +138,13 @@ describe("function lifecycle", () => {
       [`async function handler() {\n  return new Response(;\n}`, /SyntaxError.*line 2/],
       [`async function handler() {}\nfunction (`, /SyntaxError.*line 2, column \d+/],
       [
-        `export default { async fetch() { return new Response("x"); } }`,
-        /export default.*async function handler/,
+        `export default { async hello() { return new Response("x"); } }`,
+        /neither `fetch` nor `scheduled`.*async function handler.*export default \{ async fetch/,
+      ],
+      [`export default 5;`, /`export default` exports a number, not an object/],
+      [
+        `const app = { routes: [] };\nexport default app;`,
+        /neither a `fetch` nor a `scheduled` method/,
       ],
       [`async function main() { return new Response("x"); }`, /No top-level `handler`/],
       [`throw new Error("boom at start");\nasync function handler() {}`, /boom at start/],

@@ -178,6 +178,30 @@ describe("schedule ticks on one host", () => {
     assert.match(((await res.json()) as any).error, /runs only on schedule/);
   });
 
+  it("module syntax: the default export's scheduled(controller, env, ctx) runs on each tick", async () => {
+    const fn = await deployed(host, {
+      name: "module-scheduled",
+      code: `export default {
+        async fetch() { return new Response("http"); },
+        async scheduled(controller, env, ctx) {
+          ctx.waitUntil(Promise.resolve());
+          await env.KV.put("module-tick", controller.cron + " " + controller.scheduledTime);
+        },
+      };`,
+      schedules: [{ cron: "* * * * *" }],
+    });
+    await settle();
+    clock.advance(minute);
+    const [record] = await cronRecords(host, fn.id, 1);
+    assert.equal(record.status, "success");
+    const at = Date.parse(record.request_headers["x-workerbase-scheduled-time"]);
+    const kv = await fetch(`${host.url}/platform/v1/kv/values/module-tick`, {
+      headers: { "x-api-key": host.key },
+    });
+    assert.equal(await kv.text(), `* * * * * ${at}`);
+    assert.equal(record.response_body, null, "scheduled's result is not an answer");
+  });
+
   it("a failed run is recorded and not retried; a tick missed while the clock jumped is not replayed", async () => {
     const fn = await deployed(host, {
       name: "fails",

@@ -19,15 +19,19 @@ describe("preparing a function's module", () => {
     assert.ok(arrow.ok && arrow.module.includes("export { handler }"));
   });
 
-  it("refuses export default and code without a handler, saying what to write", () => {
-    const def = prepareModule("export default { fetch() {} }");
+  it("takes Workers module syntax as written; refuses a default object without fetch or scheduled, and code with neither shape", () => {
+    const module = "export default { fetch() { return new Response('x'); } }";
+    assert.deepEqual(prepareModule(module), { ok: true, module });
+    const app = "const app = makeApp();\nexport { app as default };";
+    assert.deepEqual(prepareModule(app), { ok: true, module: app });
+    const def = prepareModule("export default { hello() {} }");
     assert.equal(def.ok, false);
     assert.match(
       !def.ok ? def.error : "",
-      /export default.*async function handler\(request, env\)/,
+      /neither `fetch` nor `scheduled`.*async function handler\(request, env, ctx\).*export default \{ async fetch/,
     );
     const none = prepareModule("async function main() {}");
-    assert.match(!none.ok ? none.error : "", /No top-level `handler`/);
+    assert.match(!none.ok ? none.error : "", /No top-level `handler`.*export default/);
   });
 
   it("leaves syntax errors to the runtime, whose message gives line and column", () => {

@@ -13,7 +13,7 @@ const INVOCATION_HEADER = "x-workerbase-invocation";
 const CRON_HEADER = "x-workerbase-cron";
 const SCHEDULED_TIME_HEADER = "x-workerbase-scheduled-time";
 const onlyScheduled =
-  "This function runs only on schedule: its code defines `scheduled` but no `handler`, so it does not answer HTTP calls";
+  "This function runs only on schedule: its code defines `scheduled` but no `handler` (or `fetch`), so it does not answer HTTP calls";
 let userEnv;
 
 function frame(meta, body) {
@@ -63,12 +63,48 @@ function userRequest(request) {
   return new P.Request(request, { headers });
 }
 
+/**
+ * The entrypoints of the user's module, in either shape it may have (CONTRACT 3.3): Workers
+ * module syntax (`export default { fetch, scheduled }`, also an app object whose `fetch` is a
+ * property or a bound method, called on the object) or the hosted original's top-level
+ * `handler` and `scheduled`. Read on every call: the default export may be built lazily.
+ */
+function entrypoint(name) {
+  const mod = user.default;
+  if (mod !== undefined) {
+    const fn = mod === null ? undefined : mod[name];
+    return typeof fn === "function" ? (...args) => P.Apply(fn, mod, args) : null;
+  }
+  const fn = name === "fetch" ? user.handler : user.scheduled;
+  return typeof fn === "function" ? fn : null;
+}
+
+/** The `ctx` both shapes receive: Workers' ExecutionContext, backed by the runtime's own. */
+function contextFor(runtimeCtx) {
+  return P.ObjectFreeze({
+    waitUntil(promise) {
+      runtimeCtx.waitUntil(P.PromiseResolve(promise));
+    },
+    // There is no origin behind a function to fall back to: accepted, does nothing.
+    passThroughOnException() {},
+    props: {},
+  });
+}
+
 export default {
-  async fetch(request, env) {
+  async fetch(request, env, runtimeCtx) {
     const incoming = P.RequestHeaders(request);
     if (P.HeadersGet(incoming, "x-workerbase-probe") !== null) {
+      const mod = user.default;
+      const moduleShape = mod !== undefined;
       return frame(
-        { probe: true, handler: typeof user.handler, scheduled: typeof user.scheduled },
+        {
+          probe: true,
+          shape: moduleShape ? "module" : "handler",
+          exported: typeof mod,
+          handler: moduleShape ? typeof mod?.fetch : typeof user.handler,
+          scheduled: moduleShape ? typeof mod?.scheduled : typeof user.scheduled,
+        },
         null,
       );
     }
@@ -79,23 +115,27 @@ export default {
     return withInvocation(token, async (state) => {
       let meta;
       let body = null;
+      const ctx = contextFor(runtimeCtx);
       try {
-        if (cron !== null && typeof user.scheduled === "function") {
+        const scheduled = cron !== null ? entrypoint("scheduled") : null;
+        if (scheduled) {
           // As on Cloudflare: the event's time in epoch ms; the result is ignored.
           const at = P.HeadersGet(incoming, SCHEDULED_TIME_HEADER) ?? "";
-          await user.scheduled(
+          await scheduled(
             { type: "scheduled", cron, scheduledTime: P.DateParse(at), noRetry() {} },
             userEnv,
+            ctx,
           );
           meta = { status: 200, headers: [] };
           meta.logs = state.lines;
           return frame(meta, null);
         }
-        if (typeof user.handler !== "function") {
+        const handler = entrypoint("fetch");
+        if (!handler) {
           meta = { kind: "no_handler", error: onlyScheduled, logs: state.lines };
           return frame(meta, null);
         }
-        const result = await user.handler(userRequest(request), userEnv);
+        const result = await handler(userRequest(request), userEnv, ctx);
         if (P.isPrototypeOf(P.Response.prototype, result)) {
           body = await P.ResponseArrayBuffer(result);
           if (P.ByteLength(body) > limits.maxResponseBodyBytes) {
