@@ -1,3 +1,4 @@
+import { builtinModules } from "node:module";
 import { parse } from "acorn";
 import type { Node } from "acorn";
 
@@ -114,11 +115,61 @@ export function describeLoadError(
   message: string,
   fallback?: { line: number; column: number },
 ): string {
-  const located = new RegExp(
-    `Uncaught ([^\\n]*)\\n\\s*at ${moduleName.replace(".", "\\.")}:(\\d+):(\\d+)`,
-  ).exec(message);
+  const located = /Uncaught ([^\n]*)\n\s*at function\.(?:js|ts):(\d+):(\d+)/.exec(message);
   if (located) return `${located[1]} at line ${located[2]}, column ${located[3]}`;
   const uncaught = /Uncaught ([^\n]*)/.exec(message);
   const text = uncaught ? uncaught[1] : message.replace(/^Failed to start Worker:\s*/, "");
   return fallback ? `${text} at line ${fallback.line}, column ${fallback.column}` : text;
+}
+
+/** How to turn a function with npm imports into the one file Workerbase runs. */
+export const bundleCommand =
+  "npx esbuild index.js --bundle --format=esm --platform=browser --external:cloudflare:* --external:node:* --outfile=bundle.js";
+
+/**
+ * Why the code's imports cannot run, or null. A function is one file: `cloudflare:*` modules
+ * work, `node:*` ones with the `nodejs_compat` flag; anything else (an npm package, another
+ * file) is refused with a sentence naming it and saying how to bundle it. Code that does not
+ * parse is left to the deploy, whose syntax error is the one reported.
+ */
+export function importProblem(
+  code: string,
+  compatibilityFlags: readonly string[] = [],
+): string | null {
+  let program: ReturnType<typeof parse>;
+  try {
+    program = parse(code, { ecmaVersion: "latest", sourceType: "module", locations: true });
+  } catch {
+    return null;
+  }
+  const sources: { name: string; line: number }[] = [];
+  const visit = (node: unknown): void => {
+    if (!node || typeof node !== "object") return;
+    if (Array.isArray(node)) return node.forEach(visit);
+    const n = node as AnyNode;
+    if (
+      (n.type === "ImportDeclaration" ||
+        n.type === "ExportAllDeclaration" ||
+        (n.type === "ExportNamedDeclaration" && n.source) ||
+        n.type === "ImportExpression") &&
+      n.source?.type === "Literal" &&
+      typeof n.source.value === "string"
+    ) {
+      sources.push({ name: n.source.value, line: n.loc?.start.line ?? 1 });
+    }
+    for (const key of Object.keys(n)) if (key !== "loc") visit(n[key]);
+  };
+  visit(program.body);
+  const compat = compatibilityFlags.includes("nodejs_compat");
+  for (const { name, line } of sources) {
+    if (name.startsWith("cloudflare:")) continue;
+    if (name.startsWith("node:")) {
+      if (compat) continue;
+      return `The code imports "${name}" (line ${line}), a Node.js module: add "nodejs_compat" to runtime_config.compatibility_flags to use it`;
+    }
+    if (builtinModules.includes(name))
+      return `The code imports "${name}" (line ${line}): Node.js modules are imported as "node:${name}", with "nodejs_compat" in runtime_config.compatibility_flags`;
+    return `The code imports "${name}" (line ${line}), but a function is one file: bundle it with its imports first, for example \`${bundleCommand}\` (export \`handler\` or use \`export default\`, so the bundler keeps it), and deploy bundle.js`;
+  }
+  return null;
 }

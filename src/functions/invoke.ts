@@ -11,6 +11,8 @@ import type { RateLimiter } from "../http/ratelimit.js";
 import { clientKey, type KeyGuard } from "../http/keyguard.js";
 import { storeUnavailableMessage } from "../http/app.js";
 import { isStoreUnavailable } from "../store/db.js";
+import { toSourcePositions } from "./typescript.js";
+import type { TraceMap } from "@jridgewell/trace-mapping";
 
 /** Where the invoke route lives; everything after `/invoke` is the function's own sub-path. */
 export const invokePath = /^\/platform\/v1\/functions\/([^/?#]+)\/invoke(\/[^?#]*)?(\?[^#]*)?$/;
@@ -228,7 +230,7 @@ export class Invoker {
     const started = performance.now();
     const invocationId = crypto.randomUUID();
     const createdAt = new Date().toISOString();
-    const result = await this.pool.invoke({
+    const raw = await this.pool.invoke({
       workerId: fn.workerId,
       deploymentId: fn.deploymentId,
       projectId: fn.projectId,
@@ -242,6 +244,8 @@ export class Invoker {
       functionId: fn.id,
       tick: input.tick,
     });
+    // A TypeScript function's positions name its own lines, not the compiled module's.
+    const result = fn.sourceMap ? toSource(raw, fn.sourceMap) : raw;
     const durationMs = performance.now() - started;
     const status = statusOf(result);
     const ok = result.kind === "ok" && result.status < 500;
@@ -268,11 +272,38 @@ export class Invoker {
         logs: result.logs,
         trigger: input.trigger,
         version: fn.version,
+        method: input.method,
+        path: calledPath(input.url),
+        errorStack: result.kind === "threw" ? (result.stack ?? null) : null,
         createdAt,
       }),
     );
     return { invocationId, result, status, durationMs };
   }
+}
+
+/** The part of an invoke URL after `/invoke`, with its query (`/` for the endpoint itself). */
+export function calledPath(url: string): string {
+  let target: string;
+  try {
+    const parsed = new URL(url);
+    target = parsed.pathname + parsed.search;
+  } catch {
+    return "/";
+  }
+  const match = invokePath.exec(target);
+  if (!match) return "/";
+  return (match[2] ?? "/") + (match[3] ?? "");
+}
+
+/** `result` with every position in its error, stack and console lines mapped to the source. */
+function toSource(result: InvokeResult, map: TraceMap): InvokeResult {
+  return {
+    ...result,
+    error: result.error === undefined ? undefined : toSourcePositions(result.error, map),
+    stack: result.stack === undefined ? undefined : toSourcePositions(result.stack, map),
+    logs: result.logs.map((line) => ({ ...line, message: toSourcePositions(line.message, map) })),
+  };
 }
 
 function flatten(headers: Record<string, string | string[]>): Record<string, string> {

@@ -45,6 +45,8 @@ const fields = {
   invoke_response_mode: z.enum(["passthrough", "wrapped"]).optional(),
   tool: Tool.nullable().optional(),
   schedules: Schedules.optional(),
+  /** Applies at the next deploy, like `code`. */
+  language: z.enum(["javascript", "typescript"]).optional(),
 };
 
 /** `{"function": {...}}` of POST /functions. */

@@ -3,7 +3,16 @@ import { AppError } from "../http/errors.js";
 import { isUuid } from "../http/validate.js";
 import { isUniqueViolation, now, type Store } from "../store/db.js";
 import type { RuntimePool } from "../runtime/pool.js";
-import { acceptedShapes, describeLoadError, moduleName, prepareModule } from "./code.js";
+import {
+  acceptedShapes,
+  describeLoadError,
+  importProblem,
+  moduleName,
+  prepareModule,
+  type CodeCheck,
+} from "./code.js";
+import { compileTypeScript, sourceMap, toSourcePositions } from "./typescript.js";
+import type { TraceMap } from "@jridgewell/trace-mapping";
 import type { InvokeResult } from "../runtime/process.js";
 import {
   runtimeDefaults,
@@ -34,6 +43,42 @@ export interface LiveFunction {
   memoryMb: number;
   /** CPU budget (runtime_config.cpu_ms). */
   cpuMs: number;
+  /** For TypeScript: maps positions in what the runtime reports back to the source's. */
+  sourceMap: TraceMap | null;
+}
+
+/** What a deploy loads for a draft: its shape checked, TypeScript compiled, imports refused. */
+function buildModule(
+  code: string,
+  language: string,
+  flags: readonly string[],
+): { check: CodeCheck; module: string; map: string | null } {
+  let js = code;
+  let map: string | null = null;
+  if (language === "typescript") {
+    const compiled = compileTypeScript(code);
+    if (!compiled.ok)
+      return { check: { ok: false, parsed: true, error: compiled.error }, module: code, map };
+    js = compiled.code;
+    map = compiled.map;
+  }
+  const imports = importProblem(js, flags);
+  if (imports) {
+    // Lines of the compiled module, named in the source's terms.
+    const error = map ? toSourceLines(imports, js, map) : imports;
+    return { check: { ok: false, parsed: true, error }, module: js, map };
+  }
+  const check = prepareModule(js);
+  return { check, module: check.ok ? check.module : js, map };
+}
+
+/** `(line N)` of the compiled module as the TypeScript source's line. */
+function toSourceLines(text: string, _js: string, map: string): string {
+  const traced = sourceMap(map);
+  return text.replace(/\(line (\d+)\)/g, (whole, line: string) => {
+    const at = toSourcePositions(`${moduleName}:${line}:1`, traced).split(":")[1];
+    return `(line ${at})`;
+  });
 }
 
 export interface FunctionServiceOptions {
@@ -127,6 +172,7 @@ export class FunctionService {
       ...(withCode ? { code: row.code } : {}),
       version: row.version,
       live_version: row.live_version,
+      language: row.language,
       status: row.status,
       last_deployed_at: row.last_deployed_at,
       deploy_error: row.deploy_error,
@@ -210,6 +256,7 @@ export class FunctionService {
       live_deployment_id: null,
       live_version: null,
       schedules: JSON.stringify((input.schedules ?? []).map(normalize)),
+      language: input.language ?? "javascript",
       created_at: at,
       updated_at: at,
     };
@@ -237,6 +284,7 @@ export class FunctionService {
     if (input.slug !== undefined) patch.slug = input.slug;
     if (input.description !== undefined) patch.description = input.description;
     if (input.code !== undefined) patch.code = input.code;
+    if (input.language !== undefined) patch.language = input.language;
     if (input.runtime_config !== undefined) {
       patch.runtime_config = JSON.stringify({
         ...JSON.parse(row.runtime_config),
@@ -284,7 +332,8 @@ export class FunctionService {
       new AppError("CONFLICT", "A deploy of this function is already in progress");
     if (row.status === "deploying") throw inProgress();
     const deploymentId = crypto.randomUUID();
-    const check = prepareModule(row.code);
+    const flags = (JSON.parse(row.runtime_config) as RuntimeSettings).compatibility_flags ?? [];
+    const { check, module, map } = buildModule(row.code, row.language, flags);
     // One deploy at a time per function, across hosts: the start is a conditional update.
     const started = await this.db.transaction().execute(async (tx) => {
       const changed = await tx
@@ -299,7 +348,9 @@ export class FunctionService {
         function_id: row.id,
         version: null,
         code: row.code,
-        module: check.ok ? check.module : row.code,
+        module,
+        source_map: map,
+        language: row.language,
         runtime_config: row.runtime_config,
         invoke_response_mode: row.invoke_response_mode,
         message: message ?? null,
@@ -310,7 +361,7 @@ export class FunctionService {
     if (!started) throw inProgress();
     await this.invalidate(row.id);
     this.deployingHere.add(row.id);
-    const task = this.finishDeploy(row, deploymentId, check)
+    const task = this.finishDeploy(row, deploymentId, check, map)
       .catch((err) =>
         this.options.log(`deploy of ${row.id} failed unexpectedly: ${(err as Error).stack}`),
       )
@@ -323,7 +374,8 @@ export class FunctionService {
   private async finishDeploy(
     row: FunctionRow,
     deploymentId: string,
-    check: ReturnType<typeof prepareModule>,
+    check: CodeCheck,
+    map: string | null,
   ) {
     let error: string | null = null;
     if (!check.ok && check.parsed) {
@@ -351,7 +403,10 @@ export class FunctionService {
           (JSON.parse(current.runtime_config) as RuntimeSettings).cpu_ms ?? runtimeDefaults.cpu_ms
         } ms: a top-level loop or computation never yields; move work into the handler`;
       else if (result.kind === "load")
-        error = describeLoadError(result.error ?? "", check.ok ? undefined : check.loc);
+        error = describeLoadError(
+          map ? toSourcePositions(result.error ?? "", sourceMap(map)) : (result.error ?? ""),
+          check.ok ? undefined : check.loc,
+        );
       else if (result.kind !== "ok")
         error = `The runtime could not check the code: ${result.error}`;
       else if (!check.ok) error = `The code could not be checked: ${check.error}`;
@@ -519,8 +574,10 @@ export class FunctionService {
     let timeoutMs = runtimeDefaults.timeout * 1000;
     let memoryMb = runtimeDefaults.memory;
     let cpuMs = runtimeDefaults.cpu_ms;
+    let map: TraceMap | null = null;
     if (row.live_deployment_id) {
       const deployment = await functionStore.deployment(this.db, row.live_deployment_id);
+      if (deployment?.source_map) map = sourceMap(deployment.source_map);
       const settings = JSON.parse(deployment?.runtime_config ?? "{}") as RuntimeSettings;
       timeoutMs = (settings.timeout ?? runtimeDefaults.timeout) * 1000;
       memoryMb = settings.memory ?? runtimeDefaults.memory;
@@ -539,6 +596,7 @@ export class FunctionService {
       timeoutMs,
       memoryMb,
       cpuMs,
+      sourceMap: map,
     };
     if (generation === this.generation) {
       this.live.set(row.id, live);

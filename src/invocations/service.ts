@@ -21,6 +21,10 @@ export interface InvocationRecord {
   trigger: Trigger;
   /** The version that ran. */
   version: number | null;
+  method: string;
+  /** What came after `/invoke`, with the query. */
+  path: string;
+  errorStack: string | null;
   createdAt: string;
 }
 
@@ -60,6 +64,9 @@ export class InvocationService {
       logs: JSON.stringify(r.logs),
       trigger: r.trigger,
       version: r.version,
+      method: r.method,
+      path: r.path,
+      error_stack: r.errorStack,
       created_at: r.createdAt,
     });
     if (this.queue.length >= 500) void this.flush();
@@ -100,6 +107,9 @@ export class InvocationService {
       logs: JSON.parse(row.logs),
       trigger: row.trigger,
       version: row.version,
+      method: row.method,
+      path: row.path,
+      error_stack: row.error_stack,
       created_at: row.created_at,
     }));
   }

@@ -5,7 +5,7 @@ import type { InvocationsTable } from "../store/schema.js";
 export type InvocationInsert = Insertable<InvocationsTable>;
 
 /**
- * Rows per INSERT: 14 columns each, so 14,000 parameters, under PostgreSQL's 65,535 and
+ * Rows per INSERT: 17 columns each, so 17,000 parameters, under PostgreSQL's 65,535 and
  * SQLite's 32,766 per statement.
  */
 const insertChunkRows = 1000;

@@ -36,6 +36,8 @@ export interface InvokeResult {
   body: Buffer;
   logs: LogLine[];
   error?: string;
+  /** For an uncaught error: its stack, the user's own frames only (see `userFrames`). */
+  stack?: string;
   /** Set for probes: the type of the module's `handler` export. */
   handlerType?: string;
   /** Set for probes: the type of the module's `scheduled` export. */
@@ -48,6 +50,21 @@ export interface InvokeResult {
 
 export function failed(kind: ResultKind, error: string, status = 500): InvokeResult {
   return { kind, status, headers: [], body: Buffer.alloc(0), logs: [], error };
+}
+
+/** The wrapper's own modules, whose frames a user's stack never shows. */
+const wrapperFrame = /\(?workerbase-[a-z0-9-]+\.js:\d+:\d+\)?\s*$/;
+
+/**
+ * An error's stack as the user should see it: the message and the frames in the user's own
+ * code (and the runtime's, which point nowhere of ours), without the lines of the wrapper
+ * Workerbase loads beside it; at most 16 KiB. Null when nothing is left.
+ */
+export function userFrames(stack: string): string | null {
+  const lines = stack.slice(0, maxErrorChars).split("\n");
+  const kept = lines.filter((line) => !(/^\s+at /.test(line) && wrapperFrame.test(line)));
+  const text = kept.join("\n").trimEnd();
+  return text === "" ? null : text;
 }
 
 /** Largest error text kept from a frame; the invoke route cuts it shorter still. */
@@ -73,6 +90,7 @@ const metaSchema = z.union([
   z.object({
     kind: z.enum(["threw", "not_response", "no_handler", "too_large", "load", "internal"]),
     error: z.string(),
+    stack: z.string().optional(),
     logs: z.array(logLine).optional(),
   }),
   z.object({
@@ -154,7 +172,8 @@ export function parseFrame(res: WireResponse, limits: FrameLimits): InvokeResult
   const body = data.subarray(metaLength);
   if ("kind" in meta) {
     const result = failed(meta.kind, meta.error.slice(0, maxErrorChars));
-    return { ...result, logs };
+    const stack = meta.stack === undefined ? undefined : userFrames(meta.stack);
+    return { ...result, logs, ...(stack ? { stack } : {}) };
   }
   if (body.length > limits.maxResponseBodyBytes) return { ...tooLarge(limits), logs };
   const headerBytes = meta.headers.reduce((n, [k, v]) => n + k.length + v.length, 0);

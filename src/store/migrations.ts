@@ -425,4 +425,19 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0060_invocation_details": {
+    async up(db: Kysely<unknown>) {
+      // What was called (the method, and the path after /invoke with its query), and an
+      // uncaught error's stack; the function's language (TypeScript is compiled at deploy).
+      await db.schema.alterTable("invocations").addColumn("method", "text").execute();
+      await db.schema.alterTable("invocations").addColumn("path", "text").execute();
+      await db.schema.alterTable("invocations").addColumn("error_stack", "text").execute();
+      // A TypeScript version's source map: positions shown to the user name the .ts lines.
+      await db.schema.alterTable("deployments").addColumn("source_map", "text").execute();
+      await db.schema
+        .alterTable("functions")
+        .addColumn("language", "text", (c) => c.notNull().defaultTo("javascript"))
+        .execute();
+    },
+  },
 };

@@ -37,6 +37,7 @@ export interface FunctionsTable {
   live_version: number | null;
   /** JSON: `[{cron, timezone, body}]`. */
   schedules: Generated<string>;
+  language: Generated<"javascript" | "typescript">;
   secrets_version: Generated<number>;
   created_at: string;
   updated_at: string;
@@ -56,6 +57,8 @@ export interface DeploymentsTable {
   language: Generated<string>;
   /** The deploy's message, if it had one. */
   message: string | null;
+  /** For TypeScript: the map from the module loaded back to the source. */
+  source_map?: string | null;
   created_at: string;
 }
 
@@ -74,6 +77,11 @@ export interface InvocationsTable {
   trigger: string;
   /** The version the invocation ran (null: a record from before versions). */
   version: number | null;
+  method: string | null;
+  /** What came after `/invoke`, with the query (`/` for the endpoint itself). */
+  path: string | null;
+  /** An uncaught error's stack, the user's frames only. */
+  error_stack: string | null;
   created_at: string;
 }
 

@@ -158,6 +158,9 @@ for (const dialect of dialects) {
           logs: [],
           trigger: "api",
           version: 1,
+          method: "GET",
+          path: "/",
+          errorStack: null,
           createdAt: new Date(t + i).toISOString(),
         });
       await service.flush();

@@ -158,6 +158,9 @@ export default {
         }
       } catch (err) {
         meta = { kind: "threw", error: messageOf(err) };
+        // The host keeps the user's frames of it (the wrapper's are cut there).
+        const stack = err !== null && typeof err === "object" ? err.stack : undefined;
+        if (typeof stack === "string") meta.stack = stack;
       }
       meta.logs = state.lines;
       return frame(meta, body);
