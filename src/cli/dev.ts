@@ -14,6 +14,8 @@ import { formatInvocation, type Invocation } from "./logs.js";
 import { parseDevVars } from "./devvars.js";
 import { display } from "./manifest.js";
 import { locateError } from "./sync.js";
+import { checkCode, languageOf, toSourceText } from "./source.js";
+import type { TraceMap } from "@jridgewell/trace-mapping";
 
 /** Settings of `workerbase dev`, units in the names. */
 const devDefaults = {
@@ -42,7 +44,7 @@ function devKey(dataDir: string): string {
 
 /** Error text from the runtime with `function.js:L:C` pointing at the user's file instead. */
 function inUserFile(text: string, file: string): string {
-  return text.replace(/function\.js:(\d+):(\d+)/g, `${display(file)}:$1:$2`);
+  return text.replace(/function\.[jt]s:(\d+):(\d+)/g, `${display(file)}:$1:$2`);
 }
 
 class DevSession {
@@ -53,6 +55,10 @@ class DevSession {
   private lastError = "";
   private running: Promise<void> = Promise.resolve();
   private secretsMissing = false;
+  /** A TypeScript file's source map for the version that serves (null for JavaScript). */
+  private map: TraceMap | null = null;
+  /** Whether the function exists in the dev project (a first save that fails a check does not make it). */
+  private saved = false;
 
   constructor(
     private host: RunningHost,
@@ -84,7 +90,20 @@ class DevSession {
     if (code === this.lastCode) return;
     this.lastCode = code;
     const started = performance.now();
-    if (first) {
+    // Compiled and checked here, as the deploy would, so that a TypeScript error or an
+    // import that cannot work is reported with the user's own line before anything is sent.
+    const checked = await checkCode(code, languageOf(this.file));
+    if (!checked.ok) {
+      this.lastError =
+        checked.kind === "syntax"
+          ? locateError(checked.message, this.file)
+          : `${display(this.file)}:${checked.line}: ${checked.message}`;
+      err.line(`${err.paint.red("error:")} ${this.lastError}`);
+      if (this.good) err.line(err.paint.dim("  the last good version keeps serving"));
+      return;
+    }
+    code = checked.js;
+    if (!this.saved) {
       const res = await this.api.send("GET", `/functions/${seg(this.slug)}`);
       if (res.status === 404) {
         await this.api.call("POST", "/functions", {
@@ -92,16 +111,21 @@ class DevSession {
         });
       } else if (!res.ok) throw await this.api.failure(res);
       else await this.patch(code);
+      this.saved = true;
     } else await this.patch(code);
     const outcome = await deployAndWait(this.api, this.slug);
     const ms = Math.round(performance.now() - started);
     if (outcome.ok) {
       this.good = true;
+      this.map = checked.map;
       out.line(
         `${out.paint.green("✓")} ${first ? "loaded" : "reloaded"} ${display(this.file)} (version ${outcome.fn.version}, ${ms} ms)`,
       );
     } else {
-      this.lastError = locateError(outcome.fn.deploy_error ?? "deploy failed", this.file);
+      this.lastError = locateError(
+        await toSourceText(outcome.fn.deploy_error ?? "deploy failed", checked.map),
+        this.file,
+      );
       err.line(`${err.paint.red("error:")} ${this.lastError}`);
       if (this.good) err.line(err.paint.dim("  the last good version keeps serving"));
     }
@@ -218,7 +242,8 @@ class DevSession {
         const record = data.find((r) => r.id === id);
         if (record) {
           const lines = formatInvocation(record).split("\n").slice(1);
-          if (lines.length > 0) out.line(inUserFile(lines.join("\n"), this.file));
+          if (lines.length > 0)
+            out.line(inUserFile(await toSourceText(lines.join("\n"), this.map), this.file));
           return;
         }
       } catch {
@@ -231,8 +256,9 @@ class DevSession {
 
 export const devCommand: Command = {
   name: "dev",
-  usage: "<file.js> [--port n] [--vars .dev.vars] [--data dir]",
-  summary: "run one handler locally on the real runtime, reloading when the file changes",
+  usage: "<file.js|file.ts> [--port n] [--vars .dev.vars] [--data dir]",
+  summary:
+    "run one handler (JavaScript or TypeScript) locally on the real runtime, reloading when the file changes",
   args: [1, 1],
   flags: {
     port: { type: "string", value: "n", help: `where to serve it (default ${devDefaults.port})` },

@@ -2,6 +2,7 @@ import { CliError, UsageError, intFlag, stringFlag, type ParsedArgs } from "./ar
 import { jsonFlag, readUserFile, seg, sleep, type Command } from "./command.js";
 import { platform, type Client } from "./http.js";
 import { details, err, out, spinner, table, when } from "./output.js";
+import { languageOf, languages, type Language } from "./source.js";
 
 /** A function as the API renders it (the fields the CLI reads). */
 export interface FunctionResource {
@@ -10,6 +11,8 @@ export interface FunctionResource {
   slug: string;
   description: string | null;
   code?: string;
+  /** Applies at the next deploy, like `code` (older servers: absent, meaning javascript). */
+  language?: Language;
   version: number;
   status: "draft" | "deploying" | "deployed" | "error";
   last_deployed_at: string | null;
@@ -120,7 +123,25 @@ const settingsFlags = {
   timeout: { type: "string", value: "s", help: "time limit, 1..300 seconds" },
   memory: { type: "string", value: "MB", help: "memory, 16..1024 MB" },
   description: { type: "string", value: "text", help: "a description" },
+  language: {
+    type: "string",
+    value: "javascript|typescript",
+    help: "the code's language (default: from the file's extension, .ts is TypeScript)",
+  },
 } as const;
+
+/** `code` and `language` from `--file` (its extension) and `--language`. */
+function codeFrom(args: ParsedArgs, file: string | undefined): Record<string, unknown> {
+  const flag = stringFlag(args, "language");
+  if (flag !== undefined && !languages.includes(flag as Language)) {
+    throw new UsageError(`--language must be javascript or typescript, got "${flag}"`);
+  }
+  if (!file) {
+    if (flag !== undefined) throw new UsageError("--language needs --file: the code it describes");
+    return {};
+  }
+  return { code: readUserFile(file), language: flag ?? languageOf(file) };
+}
 
 /** The settings given by flags, as API fields. */
 function settingsFrom(args: ParsedArgs): Record<string, unknown> {
@@ -208,6 +229,7 @@ export const functionCommands: Command[] = [
           ["slug", f.slug],
           ["description", f.description],
           ["status", status(f)],
+          ["language", f.language ?? "javascript"],
           ["version", f.version],
           ...(f.live_version != null && f.live_version !== f.version
             ? ([["live version", `${f.live_version} (rolled back)`]] as [string, unknown][])
@@ -239,7 +261,8 @@ export const functionCommands: Command[] = [
   },
   {
     name: "functions create",
-    usage: "<name> --file <path> [--slug s] [--public] [--mode passthrough|wrapped] [--timeout s]",
+    usage:
+      "<name> --file <path> [--language javascript|typescript] [--slug s] [--public] [--mode passthrough|wrapped] [--timeout s]",
     summary: "create a draft function from a file",
     args: [1, 1],
     flags: {
@@ -253,7 +276,7 @@ export const functionCommands: Command[] = [
       if (!file) throw new UsageError('--file is required: the file with "async function handler"');
       const fields = {
         name: args.positionals[0],
-        code: readUserFile(file),
+        ...codeFrom(args, file),
         ...(stringFlag(args, "slug") ? { slug: stringFlag(args, "slug") } : {}),
         ...settingsFrom(args),
       };
@@ -281,7 +304,7 @@ export const functionCommands: Command[] = [
       const fn = args.positionals[0];
       const fields = settingsFrom(args);
       const file = stringFlag(args, "file");
-      if (file) fields.code = readUserFile(file);
+      Object.assign(fields, codeFrom(args, file));
       const name = stringFlag(args, "name");
       if (name !== undefined) fields.name = name;
       if (Object.keys(fields).length === 0) {

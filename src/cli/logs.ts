@@ -11,6 +11,12 @@ export interface Invocation {
   status_code: number;
   duration_ms: number;
   error_message: string | null;
+  /** An uncaught error's stack, the user's frames only (older servers: absent). */
+  error_stack?: string | null;
+  /** What was called: the method and the part after `/invoke`, with the query. */
+  method?: string;
+  path?: string;
+  version?: number | null;
   logs: { level: string; message: string; timestamp: string }[];
   trigger: string;
   created_at: string;
@@ -29,8 +35,10 @@ export function formatInvocation(r: Invocation): string {
   const time = r.created_at.replace("T", " ").replace(/\.\d+Z$/, "Z");
   const mark = r.status === "success" ? p.green("✓") : p.red("✗");
   const code = r.status === "success" ? String(r.status_code) : p.red(String(r.status_code));
+  const called = r.method ? `  ${r.method} ${r.path ?? "/"}` : "";
+  const version = r.version ? `  v${r.version}` : "";
   const lines = [
-    `${p.dim(time)}  ${mark} ${code}  ${r.duration_ms} ms  ${r.trigger}  ${p.dim(r.id)}`,
+    `${p.dim(time)}  ${mark} ${code}${called}  ${r.duration_ms} ms${version}  ${r.trigger}  ${p.dim(r.id)}`,
   ];
   const levelPaint: Record<string, (s: string) => string> = {
     warn: p.yellow,
@@ -41,7 +49,14 @@ export function formatInvocation(r: Invocation): string {
     const tag = `  ${line.level.padEnd(5)} `;
     lines.push((levelPaint[line.level] ?? ((s: string) => s))(tag) + indent(line.message, tag));
   }
-  if (r.error_message) lines.push(p.red(`  ✗ ${indent(r.error_message, "    ")}`));
+  // The stack starts with the error's name and message, so it replaces the message line.
+  const stack = r.error_stack?.trimEnd();
+  if (stack && (!r.error_message || stack.includes(r.error_message))) {
+    lines.push(p.red(`  ✗ ${indent(stack, "    ")}`));
+  } else if (r.error_message) {
+    lines.push(p.red(`  ✗ ${indent(r.error_message, "    ")}`));
+    if (stack) lines.push(p.red(`    ${indent(stack, "    ")}`));
+  }
   return lines.join("\n");
 }
 

@@ -5,6 +5,7 @@ import { z } from "zod";
 import { RuntimeConfig, Tool, slugPattern } from "../functions/schema.js";
 import { ScheduleEntry, Schedules, normalize, type Schedule } from "../schedules/cron.js";
 import { closest } from "./args.js";
+import { entrypointFor, languageOf, type Language } from "./source.js";
 
 /** The keys of `function.yaml`, after the Kapso CLI's layout; a missing key means its default. */
 export const Manifest = z.strictObject({
@@ -24,6 +25,7 @@ export const Manifest = z.strictObject({
     )
     .optional(),
   function_type: z.literal("cloudflare_worker", "must be cloudflare_worker").optional(),
+  language: z.enum(["javascript", "typescript"], "must be javascript or typescript").optional(),
   public_endpoint: z.boolean().optional(),
   invoke_response_mode: z.enum(["passthrough", "wrapped"]).optional(),
   runtime_config: RuntimeConfig.optional(),
@@ -54,6 +56,8 @@ export interface LocalFunction {
   name: string;
   description: string | null;
   code: string;
+  /** From `language:`, else from the entrypoint's extension (`.ts` is TypeScript). */
+  language: Language;
   public_endpoint: boolean;
   invoke_response_mode: "passthrough" | "wrapped";
   runtime_config: { timeout: number; memory: number; compatibility_flags: string[] };
@@ -77,6 +81,15 @@ export class ManifestError extends Error {
 export function display(file: string): string {
   const rel = path.relative(process.cwd(), file);
   return rel && !rel.startsWith("..") ? rel : file;
+}
+
+/** Without `entrypoint:`: the language's file, else `index.js`, else an `index.ts` that is there. */
+function defaultEntrypointIn(folder: string, language: Language | undefined): string {
+  if (language) return entrypointFor(language);
+  const ts = entrypointFor("typescript");
+  if (!fs.existsSync(path.join(folder, defaultEntrypoint)) && fs.existsSync(path.join(folder, ts)))
+    return ts;
+  return defaultEntrypoint;
 }
 
 /** The line of the YAML node at `at` (a key path), or of its nearest parent that exists. */
@@ -149,8 +162,16 @@ export function readLocalFunction(manifestFile: string): LocalFunction {
     );
   }
   const m = result.data;
-  const entrypoint = m.entrypoint ?? defaultEntrypoint;
+  const entrypoint = m.entrypoint ?? defaultEntrypointIn(folder, m.language);
   const entrypointFile = path.join(folder, entrypoint);
+  const language = m.language ?? languageOf(entrypoint);
+  if (m.language && m.language !== languageOf(entrypoint)) {
+    throw new ManifestError(
+      manifestFile,
+      lineOf(doc, counter, [], "language"),
+      `language is ${m.language} but the entrypoint ${entrypoint} is ${languageOf(entrypoint) === "typescript" ? "a .ts file" : "not a .ts file"}; rename one of them or remove "language:"`,
+    );
+  }
   let code: string;
   try {
     code = fs.readFileSync(entrypointFile, "utf8");
@@ -178,6 +199,7 @@ export function readLocalFunction(manifestFile: string): LocalFunction {
     name: m.name ?? slug,
     description: m.description ?? null,
     code,
+    language,
     public_endpoint: m.public_endpoint ?? false,
     invoke_response_mode: m.invoke_response_mode ?? "passthrough",
     runtime_config: {
@@ -201,6 +223,7 @@ export function manifestText(
     runtime_config: Record<string, unknown>;
     tool: unknown;
     function_type: string;
+    language?: string;
     schedules?: { cron: string; timezone: string; body: unknown }[];
   },
   entrypoint: string,
@@ -211,6 +234,8 @@ export function manifestText(
     ...(fn.description !== null ? { description: fn.description } : {}),
     entrypoint,
     function_type: fn.function_type,
+    // Only when not the default, so a JavaScript function's file reads as before.
+    ...(fn.language === "typescript" ? { language: fn.language } : {}),
     public_endpoint: fn.public_endpoint,
     invoke_response_mode: fn.invoke_response_mode,
     runtime_config: fn.runtime_config,

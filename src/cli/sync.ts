@@ -13,12 +13,12 @@ import {
 } from "./functions.js";
 import {
   ManifestError,
-  defaultEntrypoint,
   display,
   manifestText,
   readLocalFunction,
   type LocalFunction,
 } from "./manifest.js";
+import { checkCode, entrypointFor, languageOf } from "./source.js";
 
 /** `<file>:<line>:<col>: message` for a deploy error that names a line of the code. */
 export function locateError(deployError: string, file: string): string {
@@ -41,6 +41,7 @@ function serverShape(fn: FunctionResource) {
     name: fn.name,
     description: fn.description,
     code: fn.code ?? "",
+    language: fn.language ?? "javascript",
     public_endpoint: fn.public_endpoint,
     invoke_response_mode: fn.invoke_response_mode,
     runtime_config: {
@@ -61,6 +62,7 @@ const compared = [
   "name",
   "description",
   "code",
+  "language",
   "public_endpoint",
   "invoke_response_mode",
   "runtime_config",
@@ -69,7 +71,7 @@ const compared = [
 ] as const;
 
 /** Fields that only a deploy puts into effect; the others apply as soon as they are saved. */
-const deployed = new Set<string>(["code", "runtime_config"]);
+const deployed = new Set<string>(["code", "language", "runtime_config"]);
 
 interface Step {
   local: LocalFunction;
@@ -84,7 +86,7 @@ interface Step {
 }
 
 /** Every `functions/<folder>/function.yaml` under `dir`, checked; all problems are reported. */
-function readProject(dir: string): LocalFunction[] {
+async function readProject(dir: string): Promise<LocalFunction[]> {
   const root = path.join(dir, "functions");
   if (!fs.existsSync(root)) {
     throw new CliError(
@@ -106,12 +108,24 @@ function readProject(dir: string): LocalFunction[] {
       );
       continue;
     }
+    let local: LocalFunction;
     try {
-      locals.push(readLocalFunction(manifest));
+      local = readLocalFunction(manifest);
     } catch (e) {
       if (e instanceof ManifestError) problems.push(e.message);
       else throw e;
+      continue;
     }
+    locals.push(local);
+    // The deploy's own refusal of imports, before anything is uploaded. A syntax error is
+    // left to the deploy, which reports it with its line like any other deploy error.
+    const checked = await checkCode(
+      local.code,
+      local.language,
+      local.runtime_config.compatibility_flags,
+    );
+    if (!checked.ok && checked.kind === "import")
+      problems.push(`${display(local.entrypointFile)}:${checked.line}: ${checked.message}`);
   }
   const bySlug = new Map<string, LocalFunction>();
   for (const local of locals) {
@@ -136,6 +150,7 @@ function fieldsOf(local: LocalFunction, fields: readonly (typeof compared)[numbe
     name: local.name,
     description: local.description,
     code: local.code,
+    language: local.language,
     public_endpoint: local.public_endpoint,
     invoke_response_mode: local.invoke_response_mode,
     // An empty flag list is sent on update so that flags removed locally go on the server too.
@@ -235,10 +250,18 @@ export const syncCommands: Command[] = [
           "GET",
           `/functions/${seg(summary.id)}`,
         );
-        const place = existing.get(fn.slug) ?? {
-          folder: path.join(root, fn.slug),
-          entrypoint: defaultEntrypoint,
-        };
+        const entrypoint = entrypointFor(fn.language);
+        const kept = existing.get(fn.slug);
+        const place = kept
+          ? {
+              folder: kept.folder,
+              // A function whose language changed gets the other extension.
+              entrypoint:
+                languageOf(kept.entrypoint) === (fn.language ?? "javascript")
+                  ? kept.entrypoint
+                  : kept.entrypoint.replace(/(\.[^./\\]*)?$/, path.extname(entrypoint)),
+            }
+          : { folder: path.join(root, fn.slug), entrypoint };
         fs.mkdirSync(place.folder, { recursive: true });
         fs.writeFileSync(
           path.join(place.folder, "function.yaml"),
@@ -264,7 +287,7 @@ export const syncCommands: Command[] = [
     async run(args) {
       const dir = args.positionals[0] ?? ".";
       const message = stringFlag(args, "message");
-      const locals = readProject(dir);
+      const locals = await readProject(dir);
       const api = platform(args);
       const { steps, serverOnly } = await plan(api, locals);
       printPlan(api.base, steps, serverOnly);
