@@ -1,24 +1,50 @@
 import { z } from "zod";
 import { defaults } from "../host/config.js";
 import { AppError } from "./errors.js";
+import { closestBranch, fieldOf, kindOf, plainMessage } from "./messages.js";
 
-/** Validates `value` with `schema`; a failure is a 400 naming each bad field. */
+/** One bad field of a 400: its path ("runtime_config.timeout", "body" for the whole) and why. */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+/** Validates `value` with `schema`; a failure is a 400 naming each bad field in plain words. */
 export function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const details = result.error.issues.map((issue) => ({
-    field: issue.path.join(".") || "(body)",
-    message: issue.message,
-  }));
-  const first = details[0];
+  const details = problems(result.error.issues, []);
+  const first = details[0] ?? { field: "body", message: "is not valid" };
   throw new AppError("INVALID_INPUT", `Invalid ${first.field}: ${first.message}`, details);
+}
+
+/**
+ * Issues as field problems. An unknown key is named at its own path (`runtime_config.colour`),
+ * one problem per key; a union whose message is our own answer names the problem of its
+ * closest branch at that branch's path. A message a schema author wrote is kept as it is.
+ */
+function problems(issues: readonly z.core.$ZodIssue[], prefix: PropertyKey[]): FieldProblem[] {
+  return issues.flatMap((issue): FieldProblem[] => {
+    const path = [...prefix, ...issue.path];
+    const ours = issue.message === plainMessage(issue);
+    if (issue.code === "unrecognized_keys" && ours)
+      return issue.keys.map((key) => ({
+        field: fieldOf([...path, key]),
+        message: `unknown field "${key}"`,
+      }));
+    if (issue.code === "invalid_union" && ours) {
+      const branch = closestBranch(issue.errors);
+      if (branch) return problems(branch, path);
+    }
+    return [{ field: fieldOf(path), message: issue.message }];
+  });
 }
 
 /** Reads a JSON body; malformed JSON, or JSON nested too deeply, is a 400. */
 export async function jsonBody(request: Request): Promise<unknown> {
   const text = await request.text();
   if (text.trim() === "")
-    throw new AppError("BAD_JSON", "The request body is empty; expected JSON");
+    throw new AppError("BAD_JSON", "The request body is empty; it must be JSON");
   return parseJson(text);
 }
 
@@ -57,7 +83,7 @@ export function tooDeep(value: unknown, max: number): string | null {
     if (depth > max) {
       const path: string[] = [];
       for (let e: Entry | null = entry; e && e.parent; e = e.parent) path.unshift(e.key);
-      return (path.slice(0, 5).join(".") || "(body)") + (path.length > 5 ? "…" : "");
+      return (path.slice(0, 5).join(".") || "body") + (path.length > 5 ? "…" : "");
     }
     for (const [key, child] of Object.entries(entry.value))
       if (typeof child === "object" && child !== null)
@@ -66,23 +92,35 @@ export function tooDeep(value: unknown, max: number): string | null {
   return null;
 }
 
-/** A body wrapped in its resource key (`{"function": {...}}`): the inner object. */
+/**
+ * A body wrapped in its resource key (`{"function": {...}}`): the inner object. The inner
+ * value is checked to be an object here, so a wrong one is named by its key ("Invalid
+ * function: must be a JSON object") rather than as the schema's root.
+ */
 export function unwrap(body: unknown, key: string): unknown {
-  if (typeof body !== "object" || body === null || Array.isArray(body) || !(key in body)) {
+  if (!isObject(body) || !(key in body)) {
     throw new AppError("INVALID_INPUT", `Expected a JSON object with a "${key}" key`, [
-      { field: key, message: "Required" },
+      { field: key, message: "is required" },
     ]);
   }
-  return (body as Record<string, unknown>)[key];
+  const inner = body[key];
+  if (!isObject(inner)) {
+    const message = `must be a JSON object, not ${kindOf(inner)}`;
+    throw new AppError("INVALID_INPUT", `Invalid ${key}: ${message}`, [{ field: key, message }]);
+  }
+  return inner;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** A `limit` query value: a 400 when not an integer within range. */
 export function limitParam(value: string | undefined, fallback: number, max: number): number {
   if (value === undefined) return fallback;
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
-    throw new AppError("INVALID_INPUT", `Invalid limit: expected an integer from 1 to ${max}`, [
-      { field: "limit", message: `must be an integer from 1 to ${max}` },
-    ]);
+    const message = `must be a whole number from 1 to ${max}`;
+    throw new AppError("INVALID_INPUT", `Invalid limit: ${message}`, [{ field: "limit", message }]);
   }
   return Number(value);
 }

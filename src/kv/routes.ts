@@ -22,8 +22,8 @@ function keyParam(url: string): string {
 function integerParam(value: string | undefined, field: string): number | undefined {
   if (value === undefined) return undefined;
   if (!/^-?\d{1,15}$/.test(value)) {
-    throw new AppError("INVALID_INPUT", `Invalid ${field}: expected an integer number of seconds`, [
-      { field, message: "must be an integer" },
+    throw new AppError("INVALID_INPUT", `Invalid ${field}: must be a whole number of seconds`, [
+      { field, message: "must be a whole number of seconds" },
     ]);
   }
   return Number(value);

@@ -18,7 +18,7 @@ export const SecretInput = z.strictObject({
       "must be uppercase letters, digits and underscores, starting with a letter",
     )
     .refine((n) => n !== "KV" && n !== "DB", "KV and DB are reserved for the bindings"),
-  value: z.unknown().refine((v) => v !== undefined, "Required"),
+  value: z.unknown().refine((v) => v !== undefined, "is required"),
   type: z.enum(["text", "json"]).optional(),
 });
 export type SecretInput = z.infer<typeof SecretInput>;

@@ -35,7 +35,7 @@ export function isReservedHeader(name: string): boolean {
 const Events = z
   .array(
     z.string().refine((e) => (eventNames as readonly string[]).includes(e), {
-      message: `unknown event; expected one of ${eventNames.join(", ")}`,
+      message: `must be one of: ${eventNames.join(", ")}`,
     }),
   )
   .min(1, "subscribe to at least one event")
@@ -44,7 +44,7 @@ const Events = z
 
 const Headers = z.record(z.string(), z.string().max(2048)).superRefine((headers, ctx) => {
   const names = Object.keys(headers);
-  if (names.length > 32) ctx.addIssue({ code: "custom", message: "at most 32 headers" });
+  if (names.length > 32) ctx.addIssue({ code: "custom", message: "must have at most 32 headers" });
   for (const { name, message } of headerIssues(headers))
     ctx.addIssue({ code: "custom", path: [name], message });
   const seen = new Set<string>();
@@ -64,9 +64,9 @@ const Headers = z.record(z.string(), z.string().max(2048)).superRefine((headers,
 
 const SecretKey = z
   .string()
-  .min(8, "at least 8 characters")
+  .min(8, "must be at least 8 characters")
   .max(256)
-  .regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces");
+  .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
 
 const Url = z.string().max(2048);
 const FunctionRef = z.string().min(1).max(128);

@@ -253,7 +253,7 @@ export class WebhookService {
     if (q.webhook_id !== undefined && !isUuid(q.webhook_id))
       throw invalid("webhook_id", "not a webhook id");
     if (q.status !== undefined && !(deliveryStatuses as readonly string[]).includes(q.status))
-      throw invalid("status", `expected one of ${deliveryStatuses.join(", ")}`);
+      throw invalid("status", `must be one of: ${deliveryStatuses.join(", ")}`);
     let beforeSeq: number | undefined;
     if (q.after !== undefined) {
       const cursor = isUuid(q.after)

@@ -40,7 +40,7 @@ export interface WhatsAppContext {
 
 const phoneNumberId = z
   .string()
-  .regex(/^[A-Za-z0-9_.-]{1,64}$/, "letters, digits, '_', '-' or '.', at most 64");
+  .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1 to 64 letters, digits, '_', '-' or '.'");
 
 /** `{"phone_number": {...}}` of `POST /whatsapp/phone_numbers`. */
 export const PhoneNumberInput = z.strictObject({
@@ -148,8 +148,8 @@ export class WhatsAppService {
     if (!phone) {
       throw new AppError(
         "INVALID_INPUT",
-        "Invalid phone_number: expected E.164, such as +15551234567",
-        [{ field: "phone_number", message: "expected + and 3 to 15 digits" }],
+        "Invalid phone_number: must be a phone number in E.164 form, such as +15551234567",
+        [{ field: "phone_number", message: "must be + and 3 to 15 digits" }],
       );
     }
     const pnid = input.phone_number_id ?? "simulator";

@@ -171,8 +171,11 @@ export async function validateDefinition(
 
 function invalid(issues: DefinitionIssue[]): AppError {
   const first = issues[0];
-  const where = first.node_id !== undefined ? `node "${first.node_id}"` : first.field;
-  return new AppError("INVALID_INPUT", `Invalid definition: ${where}: ${first.message}`, issues);
+  const error =
+    first.node_id !== undefined
+      ? `Invalid definition: node "${first.node_id}": ${first.message}`
+      : `Invalid ${first.field}: ${first.message}`;
+  return new AppError("INVALID_INPUT", error, issues);
 }
 
 /** Turns a stored (already validated) definition into lookups for the engine. */

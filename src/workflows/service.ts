@@ -185,8 +185,8 @@ export class WorkflowService {
 
   async create(projectId: string, input: WorkflowCreate): Promise<WorkflowRow> {
     if (input.definition === undefined)
-      throw new AppError("INVALID_INPUT", "Invalid definition: Required", [
-        { field: "definition", message: "Required" },
+      throw new AppError("INVALID_INPUT", "Invalid definition: is required", [
+        { field: "definition", message: "is required" },
       ]);
     const definition = await this.validate(projectId, input.definition);
     const slug = input.slug ?? slugify(input.name);

@@ -60,7 +60,7 @@ describe("schedules", () => {
       [[{ cron: "@daily" }], "schedules.0.cron", /5 fields/],
       [[{ cron: "* * * * *" }, { cron: "* * * * FOO" }], "schedules.1.cron", /.+/],
       [[{ cron: "* * * * *", timezone: "Mars/Olympus" }], "schedules.0.timezone", /IANA/],
-      [[{ cron: "* * * * *", extra: 1 }], "schedules.0", /extra/],
+      [[{ cron: "* * * * *", extra: 1 }], "schedules.0.extra", /unknown field "extra"/],
       [[{ cron: 5 }], "schedules.0.cron", /.+/],
       [Array.from({ length: 11 }, () => ({ cron: "* * * * *" })), "schedules", /at most 10/],
       ["* * * * *", "schedules", /.+/],
