@@ -71,12 +71,16 @@ export async function api<T = any>(method: string, path: string, body?: unknown)
   return (await res.json()) as T;
 }
 
+export type Language = "javascript" | "typescript";
+
 export interface Fn {
   id: string;
   name: string;
   slug: string;
   description: string | null;
   code?: string;
+  /** Applies at the next deploy, like `code`; absent means javascript (an older server). */
+  language?: Language;
   version: number;
   /** The version invocations run; `version` unless a rollback moved it; null before a deploy. */
   live_version: number | null;
@@ -136,6 +140,11 @@ export interface Invocation {
   request_body: string | null;
   response_body: string | null;
   error_message: string | null;
+  /** An uncaught error's stack, the user's frames only. */
+  error_stack?: string | null;
+  /** What was called: the method and the part after `/invoke`, with the query. */
+  method?: string;
+  path?: string;
   logs: LogLine[];
   trigger: string;
   version?: number | null;

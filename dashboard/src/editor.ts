@@ -29,6 +29,7 @@ import {
   WidgetType,
   type DecorationSet,
 } from "@codemirror/view";
+import type { Language } from "./api";
 
 /** Where a deploy failed, from its `deploy_error`. */
 export interface ErrorMark {
@@ -112,30 +113,31 @@ const errorMarks = StateField.define<Marks>({
   ],
 });
 
-/** Highlighting and gutters shared by the editor and the diff view. */
-export function codeBasics(): Extension {
+/** Highlighting and gutters shared by the editor and the diff view, for the code's language. */
+export function codeBasics(language?: Language): Extension {
   return [
     lineNumbers(),
     highlightActiveLineGutter(),
     drawSelection(),
     syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
-    javascript(),
+    javascript({ typescript: language === "typescript" }),
     EditorView.lineWrapping,
   ];
 }
 
-/** The function's code editor: JavaScript, line numbers, save and deploy shortcuts. */
+/** The function's code editor: JavaScript or TypeScript, line numbers, save and deploy shortcuts. */
 export function createEditor(
   parent: HTMLElement,
   doc: string,
   handlers: { change: () => void; save: () => void; deploy: () => void },
+  language?: Language,
 ): EditorView {
   return new EditorView({
     parent,
     state: EditorState.create({
       doc,
       extensions: [
-        codeBasics(),
+        codeBasics(language),
         history(),
         indentOnInput(),
         bracketMatching(),

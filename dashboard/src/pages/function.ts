@@ -99,6 +99,11 @@ function build(initial: Fn, firstTab: Tab | null, cleanup: (() => void)[]) {
       h("span", { class: "muted" }, "last deploy ", ago(fn.last_deployed_at)),
       h(
         "span",
+        { class: "pill", "data-testid": "language" },
+        fn.language === "typescript" ? "TypeScript" : "JavaScript",
+      ),
+      h(
+        "span",
         { class: `pill ${fn.public_endpoint ? "public" : ""}` },
         fn.public_endpoint ? "public" : "private",
       ),
@@ -148,11 +153,12 @@ function build(initial: Fn, firstTab: Tab | null, cleanup: (() => void)[]) {
       else drafts.set(fn.id, text);
     }, 300);
   }
-  const editor: EditorView = createEditor(editorBox, saved, {
-    change: changed,
-    save: () => void save(),
-    deploy: () => void review(),
-  });
+  const editor: EditorView = createEditor(
+    editorBox,
+    saved,
+    { change: changed, save: () => void save(), deploy: () => void review() },
+    fn.language,
+  );
   cleanup.push(
     () => editor.destroy(),
     () => clearTimeout(backupTimer),

@@ -1,4 +1,4 @@
-import { api, liveVersion, type Fn } from "../api";
+import { api, liveVersion, type Fn, type Language } from "../api";
 import { ago, clearErrors, copyButton, field, fill, h, showError, statusBadge } from "../dom";
 import { navigate, type Page } from "../router";
 
@@ -8,6 +8,29 @@ export const starterCode = `async function handler(request, env) {
   return Response.json({ hello: name });
 }
 `;
+
+/** The TypeScript starter: the same handler, typed (types are removed at deploy, not checked). */
+export const typeScriptStarterCode = `interface Env {
+  KV: KVNamespace;
+  [secret: string]: unknown;
+}
+
+interface Greeting {
+  hello: string;
+}
+
+async function handler(request: Request, env: Env): Promise<Response> {
+  const name: string = new URL(request.url).searchParams.get("name") ?? "world";
+  console.log("greeting", name);
+  const body: Greeting = { hello: name };
+  return Response.json(body);
+}
+`;
+
+const starters: Record<Language, string> = {
+  javascript: starterCode,
+  typescript: typeScriptStarterCode,
+};
 
 function row(fn: Fn): HTMLElement {
   const href = `/functions/${fn.id}`;
@@ -54,6 +77,12 @@ function createForm(onCancel: () => void): HTMLFormElement {
   });
   const slug = h("input", { name: "slug", autocomplete: "off", placeholder: "from the name" });
   const isPublic = h("input", { type: "checkbox", name: "public_endpoint" });
+  const language = h(
+    "select",
+    { name: "language" },
+    h("option", { value: "javascript" }, "JavaScript"),
+    h("option", { value: "typescript" }, "TypeScript"),
+  );
   const submit = h("button", { type: "submit" }, "Create function");
   const form: HTMLFormElement = h(
     "form",
@@ -70,7 +99,8 @@ function createForm(onCancel: () => void): HTMLFormElement {
               name: name.value,
               ...(slug.value.trim() ? { slug: slug.value.trim() } : {}),
               public_endpoint: isPublic.checked,
-              code: starterCode,
+              language: language.value,
+              code: starters[language.value as Language],
             },
           };
           const { data } = await api<{ data: Fn }>("POST", "/functions", body);
@@ -91,6 +121,10 @@ function createForm(onCancel: () => void): HTMLFormElement {
         hint: "Lowercase letters, digits and hyphens; optional.",
       }),
     ),
+    field("Language", language, {
+      name: "language",
+      hint: "TypeScript's types are removed at deploy; they are not checked.",
+    }),
     field("Public endpoint (callable without an API key)", isPublic, {
       name: "public_endpoint",
       inline: true,

@@ -3,11 +3,22 @@ import { ago, fill, h, pretty } from "../dom";
 
 const refreshMs = 3000;
 
+/** `POST /users/7?x=1`: what the record's call asked for (empty from an older server). */
+function called(r: Invocation): string {
+  return r.method ? `${r.method} ${r.path ?? "/"}` : "";
+}
+
 function details(r: Invocation): HTMLElement {
   return h(
     "div",
     { class: "inv-details" },
     r.error_message ? h("p", { class: "error" }, r.error_message) : null,
+    r.error_stack
+      ? [
+          h("h4", null, "Stack"),
+          h("pre", { class: "stack", "data-testid": "error-stack" }, r.error_stack),
+        ]
+      : null,
     h("h4", null, "Console"),
     r.logs.length
       ? h(
@@ -77,7 +88,9 @@ export function invocationsTab(fnId: string) {
         },
         h("span", { class: `badge ${r.status === "success" ? "deployed" : "error"}` }, r.status),
         h("span", { class: "mono" }, String(r.status_code)),
+        h("span", { class: "mono called", title: called(r) }, called(r)),
         h("span", { class: "muted" }, `${Math.round(r.duration_ms * 10) / 10} ms`),
+        h("span", { class: "muted version" }, r.version ? `v${r.version}` : ""),
         h("span", { class: "muted trigger" }, r.trigger),
         h("span", { class: "muted when" }, ago(r.created_at)),
         h("span", { class: "first-log mono small" }, r.logs[0]?.message ?? r.error_message ?? ""),

@@ -84,7 +84,7 @@ export async function showReview(
     // The diff view (@codemirror/merge) loads only when there is something to compare.
     const { diffView } = await import("../diff");
     if (!dialog.open) return;
-    const diff = diffView(diffBox, deployed.code, draft);
+    const diff = diffView(diffBox, deployed.code, draft, fn.language);
     dialog.addEventListener("close", () => diff.destroy(), { once: true });
   }
 }

@@ -118,7 +118,12 @@ export function versionsTab(initial: Fn, rolledBack: (fn: Fn) => void) {
       if (older.code !== newer.code) {
         // The diff view (@codemirror/merge) loads only when there is something to compare.
         const { diffView } = await import("../diff");
-        diff = diffView(diffBox, older.code ?? "", newer.code ?? "");
+        diff = diffView(
+          diffBox,
+          older.code ?? "",
+          newer.code ?? "",
+          newer.language === "typescript" ? "typescript" : "javascript",
+        );
       }
     } catch (err) {
       fill(banner, `Could not compare the versions: ${(err as Error).message}`);
