@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { InvocationService, Trigger } from "../invocations/service.js";
+import type { InvocationRecord, InvocationService, Trigger } from "../invocations/service.js";
 import type { ProjectService } from "../projects/service.js";
 import type { RuntimePool } from "../runtime/pool.js";
 import type { InvokeResult } from "../runtime/process.js";
@@ -243,6 +243,7 @@ export class Invoker {
       cpuMs: fn.cpuMs,
       functionId: fn.id,
       tick: input.tick,
+      recordId: invocationId,
     });
     // A TypeScript function's positions name its own lines, not the compiled module's.
     const result = fn.sourceMap ? toSource(raw, fn.sourceMap) : raw;
@@ -250,9 +251,14 @@ export class Invoker {
     const status = statusOf(result);
     const ok = result.kind === "ok" && result.status < 500;
     this.metrics.observe(result.kind, ok, durationMs);
-    // Recorded after the caller has its answer (setImmediate runs after the response is written).
+    // Recorded after the caller has its answer (setImmediate runs after the response is written);
+    // with ctx.waitUntil work going on, once its console lines came (or the timeout passed).
+    const record = (r: InvocationRecord) =>
+      result.waiting
+        ? this.invocations.recordLater(r, fn.timeoutMs + 5000)
+        : this.invocations.record(r);
     setImmediate(() =>
-      this.invocations.record({
+      record({
         id: invocationId,
         functionId: fn.id,
         projectId: fn.projectId,

@@ -22,6 +22,7 @@ import { InvocationRetention } from "../invocations/retention.js";
 import { invocationRoutes } from "../invocations/routes.js";
 import { RuntimePool, compatibilityDate } from "../runtime/pool.js";
 import { startInternalServer } from "../runtime/internal.js";
+import { capLogs, parseLateLines } from "../runtime/frame.js";
 import { requireKey, withErrors, type PlatformEnv } from "../http/app.js";
 import { RateLimiter } from "../http/ratelimit.js";
 import { KvService } from "../kv/service.js";
@@ -185,6 +186,11 @@ export async function startHost(
         };
       },
       kv: kvBindingHandler(kv),
+      late: (recordId, body) => {
+        const lines = parseLateLines(body, limits);
+        if (!lines) return false;
+        return invocations.addLate(recordId, lines, (all) => capLogs(all, limits));
+      },
       db: dbBindingHandler(databases, {
         maxRequestBytes: config.dbMaxRequestBytes,
         defaultTimeoutMs: config.dbStatementTimeoutMs,

@@ -49,6 +49,36 @@ export class InvocationService {
     private options: { flushMs: number; recordBodyBytes: number; log: (line: string) => void },
   ) {}
 
+  /** Records waiting for the console lines of their `ctx.waitUntil` work, by id. */
+  private awaiting = new Map<string, { record: InvocationRecord; timer: NodeJS.Timeout }>();
+
+  /**
+   * Keeps a record until the lines its function writes after answering arrive (`addLate`),
+   * or `waitMs` has passed (the work was cut off, or its process died), then records it.
+   */
+  recordLater(r: InvocationRecord, waitMs: number): void {
+    const timer = setTimeout(() => this.release(r.id), waitMs);
+    timer.unref();
+    this.awaiting.set(r.id, { record: r, timer });
+  }
+
+  /** Adds the later lines to a waiting record and records it; false if none is waiting. */
+  addLate(id: string, lines: LogLine[], cap: (all: LogLine[]) => LogLine[]): boolean {
+    const entry = this.awaiting.get(id);
+    if (!entry) return false;
+    entry.record.logs = cap([...entry.record.logs, ...lines]);
+    this.release(id);
+    return true;
+  }
+
+  private release(id: string): void {
+    const entry = this.awaiting.get(id);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    this.awaiting.delete(id);
+    this.record(entry.record);
+  }
+
   record(r: InvocationRecord): void {
     this.queue.push({
       id: r.id,
@@ -73,8 +103,9 @@ export class InvocationService {
     else this.timer ??= setTimeout(() => void this.flush(), this.options.flushMs);
   }
 
-  /** Writes everything queued so far. */
+  /** Writes everything queued so far (also records still waiting for later lines). */
   flush(): Promise<void> {
+    for (const id of [...this.awaiting.keys()]) this.release(id);
     clearTimeout(this.timer);
     this.timer = undefined;
     const batch = this.queue;

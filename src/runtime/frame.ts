@@ -36,6 +36,8 @@ export interface InvokeResult {
   body: Buffer;
   logs: LogLine[];
   error?: string;
+  /** Console lines of `ctx.waitUntil` work will follow, for the record (`/__wb/late`). */
+  waiting?: boolean;
   /** For an uncaught error: its stack, the user's own frames only (see `userFrames`). */
   stack?: string;
   /** Set for probes: the type of the module's `handler` export. */
@@ -92,11 +94,13 @@ const metaSchema = z.union([
     error: z.string(),
     stack: z.string().optional(),
     logs: z.array(logLine).optional(),
+    waiting: z.literal(true).optional(),
   }),
   z.object({
     status: z.number().int().min(200).max(599),
     headers: z.array(z.tuple([z.string(), z.string()])).max(maxHeaders),
     logs: z.array(logLine).optional(),
+    waiting: z.literal(true).optional(),
   }),
 ]);
 
@@ -118,6 +122,15 @@ export function tooLarge(limits: FrameLimits): InvokeResult {
 }
 
 /** Keeps console lines within the limits, with one notice when some were dropped. */
+/** Console lines sent after an answer (untrusted: from the isolate), checked like a frame's. */
+export function parseLateLines(body: unknown, limits: FrameLimits): LogLine[] | null {
+  const parsed = z
+    .array(logLine)
+    .max(limits.maxConsoleLines + 1)
+    .safeParse(body);
+  return parsed.success ? capLogs(parsed.data, limits) : null;
+}
+
 export function capLogs(lines: LogLine[], limits: FrameLimits): LogLine[] {
   const out: LogLine[] = [];
   let bytes = 0;
@@ -173,10 +186,22 @@ export function parseFrame(res: WireResponse, limits: FrameLimits): InvokeResult
   if ("kind" in meta) {
     const result = failed(meta.kind, meta.error.slice(0, maxErrorChars));
     const stack = meta.stack === undefined ? undefined : userFrames(meta.stack);
-    return { ...result, logs, ...(stack ? { stack } : {}) };
+    return {
+      ...result,
+      logs,
+      ...(stack ? { stack } : {}),
+      ...(meta.waiting ? { waiting: true } : {}),
+    };
   }
   if (body.length > limits.maxResponseBodyBytes) return { ...tooLarge(limits), logs };
   const headerBytes = meta.headers.reduce((n, [k, v]) => n + k.length + v.length, 0);
   if (headerBytes > maxHeaderBytes) return { ...unreadable("its headers are too large"), logs };
-  return { kind: "ok", status: meta.status, headers: meta.headers, body, logs };
+  return {
+    kind: "ok",
+    status: meta.status,
+    headers: meta.headers,
+    body,
+    logs,
+    ...(meta.waiting ? { waiting: true } : {}),
+  };
 }

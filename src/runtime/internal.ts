@@ -13,6 +13,8 @@ export interface InternalHandlers {
    */
   kv: (projectId: string, op: string, req: IncomingMessage, res: ServerResponse) => Promise<void>;
   db: (projectId: string, op: string, request: Request) => Promise<Response>;
+  /** Console lines written after an invocation's answer (by `ctx.waitUntil` work). */
+  late: (recordId: string, lines: unknown) => boolean;
 }
 
 function tokenMatches(given: string | undefined, token: string): boolean {
@@ -42,6 +44,15 @@ export async function startInternalServer(
   app.post("/__wb/db/:op", (c) =>
     handlers.db(c.req.header("x-workerbase-project") ?? "", c.req.param("op"), c.req.raw),
   );
+  app.post("/__wb/late/:id", async (c) => {
+    let lines: unknown;
+    try {
+      lines = JSON.parse(await c.req.text());
+    } catch {
+      return c.text("not JSON", 400);
+    }
+    return handlers.late(c.req.param("id"), lines) ? c.body(null, 204) : c.text("unknown", 404);
+  });
   app.onError((err, c) => {
     log(`internal request failed: ${(err as Error).stack}`);
     return c.text("internal error", 500);

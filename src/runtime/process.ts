@@ -39,6 +39,8 @@ export interface InvokeRequest {
    * `X-Workerbase-Scheduled-Time` headers through (it drops them from every other call).
    */
   tick?: boolean;
+  /** The invocation record's id: console lines written after the answer are added to it. */
+  recordId?: string;
 }
 
 export type { InvokeResult, LogLine, ResultKind } from "./frame.js";
@@ -55,6 +57,7 @@ const invokeHeaderNames = {
   method: "x-workerbase-method",
   probe: "x-workerbase-probe",
   tick: "x-workerbase-tick",
+  record: "x-workerbase-record",
 };
 
 const framing = new Set(["content-length", "transfer-encoding", "host", "connection"]);
@@ -240,6 +243,7 @@ export class WorkerdProcess {
       headers[invokeHeaderNames.method] = request.method;
       if (request.probe) headers[invokeHeaderNames.probe] = "1";
       if (request.tick) headers[invokeHeaderNames.tick] = "1";
+      if (request.recordId) headers[invokeHeaderNames.record] = request.recordId;
       const fnId = request.functionId;
       const entry: Running = { functionId: fnId, cpuMs: request.cpuMs, startedAt: Date.now() };
       let settled = false;

@@ -50,7 +50,7 @@ describe("addresses that embed a non-public IPv4", () => {
       // The supervisor's own sentence, not workerd's network policy answering after a try.
       assert.match(
         out.message,
-        /was refused: functions may only reach public addresses/,
+        /was refused: functions may only reach public addresses \(.*start the server with --allow-private-network\)/,
         `${target} → ${out.message}`,
       );
     }

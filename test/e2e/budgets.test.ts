@@ -219,7 +219,10 @@ describe("limits tenant code cannot change", () => {
     });
     const res = await invoke(server, fn.id);
     assert.equal(res.status, 200, res.text);
-    assert.deepEqual(JSON.parse(res.text), { keys: ["__WB_DB", "__WB_KV"], limits: "undefined" });
+    assert.deepEqual(JSON.parse(res.text), {
+      keys: ["__WB_DB", "__WB_KV", "__WB_LATE"],
+      limits: "undefined",
+    });
   });
 
   it("a lying ArrayBuffer byteLength getter does not walk 150 MiB past the 100 MiB limit", async () => {

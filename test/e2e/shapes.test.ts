@@ -88,30 +88,50 @@ describe("Workers module syntax", () => {
     assert.deepEqual(await invoke(fn.id), { status: 200, text: "bound this" });
   });
 
-  it("ctx.waitUntil lets work finish after the response; passThroughOnException does nothing", async () => {
+  it("ctx.waitUntil lets work finish after the response, its console lines and rejections in the record", async () => {
     const fn = await deploy(
       "module-wait",
       `export default {
         async fetch(request, env, ctx) {
           ctx.passThroughOnException();
+          console.log("before the answer");
           ctx.waitUntil((async () => {
             await new Promise((r) => setTimeout(r, 300));
             await env.KV.put("later", "landed");
+            console.log("after the answer");
           })());
+          ctx.waitUntil(Promise.reject(new Error("background failed")));
           return new Response("answered first");
         },
       };`,
     );
     const started = Date.now();
-    assert.deepEqual(await invoke(fn.id), { status: 200, text: "answered first" });
+    const res = await fetch(`${server.api}/functions/${fn.id}/invoke`, {
+      headers: { "x-api-key": server.key },
+    });
+    assert.equal(await res.text(), "answered first");
     assert.ok(Date.now() - started < 5000);
     const value = await eventually(async () => {
-      const res = await fetch(`${server.api}/kv/values/later`, {
+      const got = await fetch(`${server.api}/kv/values/later`, {
         headers: { "x-api-key": server.key },
       });
-      return res.status === 200 ? res.text() : undefined;
+      return got.status === 200 ? got.text() : undefined;
     });
     assert.equal(value, "landed");
+    const id = res.headers.get("x-invocation-id");
+    const record = await eventually(async () => {
+      const got = await server.call("GET", `/functions/${fn.id}/invocations`);
+      return ((await got.json()) as any).data.find((r: any) => r.id === id);
+    });
+    assert.deepEqual(
+      record.logs.map((l: any) => [l.level, l.message]),
+      [
+        ["log", "before the answer"],
+        ["log", "after the answer"],
+        ["error", "Uncaught (in ctx.waitUntil) Error: background failed"],
+      ],
+    );
+    assert.equal(record.status, "success");
   });
 
   it("the hosted original's handler receives ctx too", async () => {

@@ -25,6 +25,22 @@ let loadedIsolates = 0;
 const running = new Map();
 let maxSubrequests = 50;
 
+/**
+ * Invocations whose answer went out while their `ctx.waitUntil` work goes on: by token, the
+ * record the host keeps waiting for their later console lines, and when to give up on them.
+ */
+const late = new Map();
+/** The longest timeout a function may have (300 s), and some slack. */
+const lateExpiryMs = 310_000;
+
+function sweepLate(now) {
+  for (const [token, entry] of late) {
+    if (entry.expires > now) continue;
+    late.delete(token);
+    running.delete(token);
+  }
+}
+
 function hostFetch(env, path, init = {}) {
   const headers = new Headers(init.headers);
   headers.set(TOKEN_HEADER, env.TOKEN);
@@ -41,6 +57,9 @@ function literalPrivateHost(hostname) {
   const address = classifyAddress(h);
   return address !== null && !address.public;
 }
+
+const allowHint =
+  "to let functions reach loopback and private addresses in development, start the server with --allow-private-network";
 
 /** Every outbound fetch of a loaded function passes here. */
 export class Egress extends WorkerEntrypoint {
@@ -62,14 +81,14 @@ export class Egress extends WorkerEntrypoint {
     }
     if (this.env.ALLOW_PRIVATE !== "1" && literalPrivateHost(url.hostname)) {
       throw new Error(
-        `fetch to ${url.host} was refused: functions may only reach public addresses`,
+        `fetch to ${url.host} was refused: functions may only reach public addresses (${allowHint})`,
       );
     }
     try {
       return await this.env.INTERNET.fetch(request);
     } catch (err) {
       throw new Error(
-        `fetch to ${url.host} failed: the address is not public or could not be reached (${err && err.message})`,
+        `fetch to ${url.host} failed: the address is not public or could not be reached (${err && err.message}; ${allowHint})`,
       );
     }
   }
@@ -130,6 +149,26 @@ export class DbBinding extends WorkerEntrypoint {
   }
 }
 
+/**
+ * Where a loaded function's wrapper sends the console lines written after its answer
+ * (`ctx.waitUntil` work): they go on to the host for the invocation's record. The token only
+ * finds invocations of this process that are still waiting; each is taken once.
+ */
+export class LateLines extends WorkerEntrypoint {
+  async fetch(request) {
+    const token = request.headers.get(INVOCATION_HEADER) ?? "";
+    const entry = late.get(token);
+    if (!entry) return new Response("unknown invocation", { status: 404 });
+    late.delete(token);
+    running.delete(token);
+    return hostFetch(this.env, "/__wb/late/" + encodeURIComponent(entry.recordId), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: request.body,
+    });
+  }
+}
+
 async function loadCode(env, ctx, deploymentId, projectId) {
   let lastError;
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -151,13 +190,14 @@ async function loadCode(env, ctx, deploymentId, projectId) {
             "workerbase-env.js": envSource,
             "workerbase-kv.js": kvSource,
             "workerbase-d1.js": d1Source,
-            "workerbase-limits.js": `export default Object.freeze(${JSON.stringify(code.limits)});`,
+            "workerbase-limits.js": `export default Object.freeze(${JSON.stringify({ ...code.limits, timeoutMs: code.timeoutMs })});`,
             [code.moduleName]: code.code,
           },
           env: {
             ...code.secrets,
             __WB_KV: ctx.exports.KvBinding({ props: { projectId } }),
             __WB_DB: ctx.exports.DbBinding({ props: { projectId, timeoutMs: code.timeoutMs } }),
+            __WB_LATE: ctx.exports.LateLines({ props: {} }),
           },
           globalOutbound: ctx.exports.Egress({ props: {} }),
         };
@@ -208,15 +248,25 @@ export default {
       body: hasBody ? request.body : null,
     });
     const stub = env.LOADER.get(workerId, () => loadCode(env, ctx, deploymentId, projectId));
+    const recordId = request.headers.get("x-workerbase-record");
     running.set(token, { subrequests: 0 });
+    let waiting = false;
     try {
-      return await stub.getEntrypoint().fetch(inner);
+      const res = await stub.getEntrypoint().fetch(inner);
+      // Its waitUntil work goes on: fetches stay counted, later lines go to the record.
+      if (res.headers.has("x-workerbase-waiting") && recordId) {
+        waiting = true;
+        const now = Date.now();
+        sweepLate(now);
+        late.set(token, { recordId, expires: now + lateExpiryMs });
+      }
+      return res;
     } catch (err) {
       const message = String((err && err.message) || err);
       const kind = message.startsWith("Failed to start Worker") ? "load" : "internal";
       return failure(kind, message);
     } finally {
-      running.delete(token);
+      if (!waiting) running.delete(token);
     }
   },
 };

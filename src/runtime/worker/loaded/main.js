@@ -4,7 +4,7 @@
 // and enforces the limits on what actually crosses; what this module checks is only a fast
 // path for honest code. It uses the built-ins captured in workerbase-setup.js, before the
 // function's own module ran.
-import { withInvocation, primordials as P, limits } from "./workerbase-setup.js";
+import { addLine, withInvocation, primordials as P, limits } from "./workerbase-setup.js";
 import { buildEnv } from "./workerbase-env.js";
 import * as user from "./function.js";
 
@@ -26,9 +26,10 @@ function frame(meta, body) {
     P.TypedArraySet(out, head, 0);
     P.TypedArraySet(out, new P.Uint8Array(body), headBytes);
   }
-  return new P.Response(out, {
-    headers: { "x-workerbase-meta-length": String(headBytes) },
-  });
+  const headers = { "x-workerbase-meta-length": String(headBytes) };
+  // Tells the supervisor that console lines of this invocation will follow (ctx.waitUntil).
+  if (meta.waiting) headers["x-workerbase-waiting"] = "1";
+  return new P.Response(out, { headers });
 }
 
 function describe(value) {
@@ -79,15 +80,55 @@ function entrypoint(name) {
   return typeof fn === "function" ? fn : null;
 }
 
-/** The `ctx` both shapes receive: Workers' ExecutionContext, backed by the runtime's own. */
-function contextFor(runtimeCtx) {
+/**
+ * The `ctx` both shapes receive, Workers' ExecutionContext. `waitUntil` work is tracked per
+ * invocation: the answer goes out at once, and `afterResponse` keeps the invocation alive
+ * until the work settles (or the timeout), then sends the console lines written meanwhile.
+ */
+function contextFor(state) {
   return P.ObjectFreeze({
     waitUntil(promise) {
-      runtimeCtx.waitUntil(P.PromiseResolve(promise));
+      P.ArrayPush(state.pending, P.PromiseResolve(promise));
     },
     // There is no origin behind a function to fall back to: accepted, does nothing.
     passThroughOnException() {},
     props: {},
+  });
+}
+
+/**
+ * Waits for an invocation's `waitUntil` work (also work that work adds), at most the
+ * function's timeout; a rejection becomes an error line. Then hands the lines written after
+ * the answer to the supervisor, which adds them to the invocation's record.
+ */
+async function afterResponse(state, env, sent) {
+  let timer;
+  const timedOut = new P.Promise((resolve) => {
+    timer = P.SetTimeout(() => resolve(true), limits.timeoutMs);
+  });
+  const settle = async () => {
+    let done = 0;
+    while (done < state.pending.length) {
+      const batch = P.ArraySlice(state.pending, done);
+      done = state.pending.length;
+      const results = await P.PromiseAllSettled(batch);
+      for (const result of results)
+        if (result.status === "rejected")
+          addLine(state, "error", `Uncaught (in ctx.waitUntil) ${messageOf(result.reason)}`);
+    }
+    return false;
+  };
+  if (await P.PromiseRace([settle(), timedOut]))
+    addLine(
+      state,
+      "warn",
+      `[workerbase] ctx.waitUntil work was still running when the function's timeout of ${limits.timeoutMs / 1000} s ended; it was cut off`,
+    );
+  P.ClearTimeout(timer);
+  await env.__WB_LATE.fetch("http://late/", {
+    method: "POST",
+    headers: { [INVOCATION_HEADER]: state.token, "content-type": "application/json" },
+    body: P.JSONStringify(P.ArraySlice(state.lines, sent)),
   });
 }
 
@@ -113,57 +154,62 @@ export default {
     const token = P.HeadersGet(incoming, INVOCATION_HEADER) ?? "";
     userEnv ??= buildEnv(env);
     return withInvocation(token, async (state) => {
-      let meta;
-      let body = null;
-      const ctx = contextFor(runtimeCtx);
-      try {
-        const scheduled = cron !== null ? entrypoint("scheduled") : null;
-        if (scheduled) {
-          // As on Cloudflare: the event's time in epoch ms; the result is ignored.
-          const at = P.HeadersGet(incoming, SCHEDULED_TIME_HEADER) ?? "";
-          await scheduled(
-            { type: "scheduled", cron, scheduledTime: P.DateParse(at), noRetry() {} },
-            userEnv,
-            ctx,
-          );
-          meta = { status: 200, headers: [] };
-          meta.logs = state.lines;
-          return frame(meta, null);
-        }
-        const handler = entrypoint("fetch");
-        if (!handler) {
-          meta = { kind: "no_handler", error: onlyScheduled, logs: state.lines };
-          return frame(meta, null);
-        }
-        const result = await handler(userRequest(request), userEnv, ctx);
-        if (P.isPrototypeOf(P.Response.prototype, result)) {
-          body = await P.ResponseArrayBuffer(result);
-          if (P.ByteLength(body) > limits.maxResponseBodyBytes) {
-            meta = {
-              kind: "too_large",
-              error: `The response body is larger than ${limits.maxResponseBodyBytes} bytes`,
-            };
-            body = null;
-          } else {
-            meta = {
-              status: P.ResponseStatus(result),
-              headers: headerList(P.ResponseHeaders(result)),
-            };
-          }
-        } else {
-          meta = {
-            kind: "not_response",
-            error: `The handler returned ${describe(result)} instead of a Response`,
-          };
-        }
-      } catch (err) {
-        meta = { kind: "threw", error: messageOf(err) };
-        // The host keeps the user's frames of it (the wrapper's are cut there).
-        const stack = err !== null && typeof err === "object" ? err.stack : undefined;
-        if (typeof stack === "string") meta.stack = stack;
+      const { meta, body } = await run(state, request, incoming, cron);
+      meta.logs = P.ArraySlice(state.lines, 0);
+      if (state.pending.length > 0) {
+        meta.waiting = true;
+        runtimeCtx.waitUntil(afterResponse(state, env, meta.logs.length));
       }
-      meta.logs = state.lines;
       return frame(meta, body);
     });
   },
 };
+
+/** Runs the user's entrypoint for one call: the frame's metadata and the body. */
+async function run(state, request, incoming, cron) {
+  let meta;
+  let body = null;
+  const ctx = contextFor(state);
+  try {
+    const scheduled = cron !== null ? entrypoint("scheduled") : null;
+    if (scheduled) {
+      // As on Cloudflare: the event's time in epoch ms; the result is ignored.
+      const at = P.HeadersGet(incoming, SCHEDULED_TIME_HEADER) ?? "";
+      await scheduled(
+        { type: "scheduled", cron, scheduledTime: P.DateParse(at), noRetry() {} },
+        userEnv,
+        ctx,
+      );
+      return { meta: { status: 200, headers: [] }, body: null };
+    }
+    const handler = entrypoint("fetch");
+    if (!handler) return { meta: { kind: "no_handler", error: onlyScheduled }, body: null };
+    const result = await handler(userRequest(request), userEnv, ctx);
+    if (P.isPrototypeOf(P.Response.prototype, result)) {
+      body = await P.ResponseArrayBuffer(result);
+      if (P.ByteLength(body) > limits.maxResponseBodyBytes) {
+        meta = {
+          kind: "too_large",
+          error: `The response body is larger than ${limits.maxResponseBodyBytes} bytes`,
+        };
+        body = null;
+      } else {
+        meta = {
+          status: P.ResponseStatus(result),
+          headers: headerList(P.ResponseHeaders(result)),
+        };
+      }
+    } else {
+      meta = {
+        kind: "not_response",
+        error: `The handler returned ${describe(result)} instead of a Response`,
+      };
+    }
+  } catch (err) {
+    meta = { kind: "threw", error: messageOf(err) };
+    // The host keeps the user's frames of it (the wrapper's are cut there).
+    const stack = err !== null && typeof err === "object" ? err.stack : undefined;
+    if (typeof stack === "string") meta.stack = stack;
+  }
+  return { meta, body };
+}

@@ -41,7 +41,14 @@ export const primordials = Object.freeze({
   DateParse: Date.parse,
   Apply: Reflect.apply,
   ObjectFreeze: Object.freeze,
+  Promise: globalThis.Promise,
   PromiseResolve: Promise.resolve.bind(Promise),
+  PromiseAllSettled: Promise.allSettled.bind(Promise),
+  PromiseRace: Promise.race.bind(Promise),
+  PromiseThen: bound(Promise.prototype.then),
+  ArraySlice: bound(Array.prototype.slice),
+  SetTimeout: globalThis.setTimeout.bind(globalThis),
+  ClearTimeout: globalThis.clearTimeout.bind(globalThis),
   PromiseReject: Promise.reject.bind(Promise),
   ObjectEntries: Object.entries,
   isPrototypeOf: bound(Object.prototype.isPrototypeOf),
@@ -173,27 +180,32 @@ const levels = {
   debug: "debug",
   trace: "debug",
 };
+/** Adds a line to an invocation's console record, within the limits. */
+export function addLine(state, level, message) {
+  if (state.full) return;
+  const bytes = P.TypedArrayLength(P.Encode(encoder, message));
+  const timestamp = P.DateToISOString(new Date());
+  if (
+    state.lines.length >= limits.maxConsoleLines ||
+    state.bytes + bytes > limits.maxConsoleBytes
+  ) {
+    state.full = true;
+    P.ArrayPush(state.lines, {
+      level: "warn",
+      message: `[workerbase] console output past ${limits.maxConsoleLines} lines or ${limits.maxConsoleBytes} bytes was dropped`,
+      timestamp,
+    });
+    return;
+  }
+  state.bytes += bytes;
+  P.ArrayPush(state.lines, { level, message, timestamp });
+}
+
 for (const [method, level] of Object.entries(levels)) {
   console[method] = (...args) => {
     const state = currentInvocation(invocation);
     if (!state || state.full) return;
-    const message = String(format(args));
-    const bytes = P.TypedArrayLength(P.Encode(encoder, message));
-    const timestamp = P.DateToISOString(new Date());
-    if (
-      state.lines.length >= limits.maxConsoleLines ||
-      state.bytes + bytes > limits.maxConsoleBytes
-    ) {
-      state.full = true;
-      P.ArrayPush(state.lines, {
-        level: "warn",
-        message: `[workerbase] console output past ${limits.maxConsoleLines} lines or ${limits.maxConsoleBytes} bytes was dropped`,
-        timestamp,
-      });
-      return;
-    }
-    state.bytes += bytes;
-    P.ArrayPush(state.lines, { level, message, timestamp });
+    addLine(state, level, String(format(args)));
   };
 }
 
@@ -222,6 +234,6 @@ globalThis.fetch = function fetch(input, init) {
 
 /** Runs `fn` with a fresh console buffer and subrequest count for one invocation. */
 export function withInvocation(token, fn) {
-  const state = { lines: [], bytes: 0, full: false, subrequests: 0, token };
+  const state = { lines: [], bytes: 0, full: false, subrequests: 0, token, pending: [] };
   return runInvocation(invocation, state, () => fn(state));
 }
