@@ -6,7 +6,10 @@
 // --no-postgres (skip the PostgreSQL store rows and the cluster scenario; they are skipped
 // anyway when no server answers at WORKERBASE_BENCH_DATABASE_URL, default
 // postgres://postgres@127.0.0.1:5432/postgres), --only d1-cluster (only the D1 point query
-// through a forwarding host beside the owner, about a minute; --rounds and --duration apply).
+// through a forwarding host beside the owner, about a minute; --rounds and --duration apply),
+// --only versions (rollback to first answer and schedule tick lateness, about 3 minutes;
+// --rollbacks N, default 200, and --minutes N, the minute boundaries whose ticks are read,
+// default 2).
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -15,6 +18,7 @@ import { fullRun, machine, runBench, type BenchOptions } from "./bench.js";
 import { benchD1Cluster, renderD1Cluster } from "./cluster.js";
 import { createBenchDatabase, type CommitProbe } from "./postgres.js";
 import { render } from "./report.js";
+import { benchVersions, renderVersions } from "./versions.js";
 import { benchWorkflows, type WorkflowBench } from "./workflows.js";
 
 const args = process.argv.slice(2);
@@ -55,7 +59,7 @@ if (functions !== undefined)
     (v, i, a) => a.indexOf(v) === i,
   );
 
-const scenarios = ["d1-cluster"];
+const scenarios = ["d1-cluster", "versions"];
 const onlyAt = args.indexOf("--only");
 const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
 if (onlyAt >= 0 && !scenarios.includes(only ?? ""))
@@ -70,10 +74,30 @@ const clusterOptions = () => ({
 const command = ["npm run bench", ...(args.length ? ["--", ...args] : [])].join(" ");
 const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "out");
 
-if (only === "d1-cluster") {
+// A scenario run alone: its result (under `key` in the JSON) and its section of the report.
+const alone: Record<string, () => Promise<{ key: string; result: unknown; markdown: string }>> = {
+  "d1-cluster": async () => {
+    const result = await benchD1Cluster(clusterOptions(), options.log);
+    return { key: "cluster", result, markdown: renderD1Cluster(result) };
+  },
+  versions: async () => {
+    const result = await benchVersions(
+      {
+        rollbacks: flag("rollbacks") ?? (args.includes("--quick") ? 40 : 200),
+        minutes: Math.max(1, flag("minutes") ?? (args.includes("--quick") ? 1 : 2)),
+        scheduled: 100,
+      },
+      options.log,
+    );
+    return { key: "versions", result, markdown: renderVersions(result) };
+  },
+};
+
+if (only) {
   const began = new Date();
   const loadBefore = os.loadavg();
-  const cluster = await benchD1Cluster(clusterOptions(), options.log);
+  const scenario = await alone[only]();
+  const loadAfter = os.loadavg();
   const m = machine();
   const markdown =
     [
@@ -81,18 +105,28 @@ if (only === "d1-cluster") {
       "",
       `- CPU: ${m.cpuModel}, ${m.cores} cores; memory ${(m.memoryBytes / 1024 ** 3).toFixed(0)} GB; Linux ${m.kernel}`,
       `- Node ${m.node}; workerd ${m.workerd}`,
-      `- load average before ${loadBefore.map((x) => x.toFixed(2)).join(" ")}, after ${os
-        .loadavg()
+      `- load average before ${loadBefore.map((x) => x.toFixed(2)).join(" ")}, after ${loadAfter
         .map((x) => x.toFixed(2))
         .join(" ")}`,
     ].join("\n") +
     "\n" +
-    renderD1Cluster(cluster);
+    scenario.markdown;
   fs.mkdirSync(out, { recursive: true });
-  const stamp = `${began.toISOString().replace(/[:.]/g, "-")}-d1-cluster`;
+  const stamp = `${began.toISOString().replace(/[:.]/g, "-")}-${only}`;
   fs.writeFileSync(
     path.join(out, `${stamp}.json`),
-    JSON.stringify({ date: began.toISOString(), machine: m, command, cluster }, null, 2),
+    JSON.stringify(
+      {
+        date: began.toISOString(),
+        machine: m,
+        command,
+        loadBefore,
+        loadAfter,
+        [scenario.key]: scenario.result,
+      },
+      null,
+      2,
+    ),
   );
   fs.writeFileSync(path.join(out, `${stamp}.md`), markdown);
   console.log(markdown);
