@@ -98,6 +98,23 @@ export function nextRuns(cron: string, timezone: string, fromMs: number, count =
   }
 }
 
+/**
+ * A compiled expression, to compute many next times without parsing it each time; null for
+ * one that no longer parses (a zone removed from ICU since it was set): it never fires.
+ */
+export function compile(cron: string, timezone: string): Cron | null {
+  try {
+    return new Cron(cron, { timezone, mode: "5-part", paused: true });
+  } catch {
+    return null;
+  }
+}
+
+/** The first time (epoch ms) after `fromMs` at which `job` fires, or Infinity. */
+export function nextAfter(job: Cron | null, fromMs: number): number {
+  return job?.nextRun(new Date(fromMs))?.getTime() ?? Infinity;
+}
+
 /** The key a tick is claimed under: the entry itself, so an edited list starts afresh. */
 export function entryKey(index: number, entry: { cron: string; timezone?: string }): string {
   return `${index}:${entry.timezone ?? "UTC"}:${entry.cron.trim()}`;

@@ -3,7 +3,8 @@ import type { InvocationInput, Invoker } from "../functions/invoke.js";
 import type { Clock } from "../store/clock.js";
 import { isStoreUnavailable, type Store } from "../store/db.js";
 import type { WorkflowService } from "../workflows/service.js";
-import { entryKey, nextRuns } from "./cron.js";
+import type { Cron } from "croner";
+import { compile, entryKey, nextAfter } from "./cron.js";
 
 export interface SchedulerOptions {
   hostId: string;
@@ -30,6 +31,8 @@ interface Entry {
   body: unknown;
   /** The next tick, epoch ms (Infinity when the expression never fires again). */
   next: number;
+  /** The expression compiled once (computing a next time is then cheap). */
+  job: Cron | null;
 }
 
 /** Longest a timer is set for; the schedules are looked at again at least this often. */
@@ -161,11 +164,11 @@ export class Scheduler {
     this.outage = false;
     const now = this.options.clock.now();
     const fresh = new Map<string, Entry>();
-    const add = (entry: Omit<Entry, "next">) => {
+    const add = (entry: Omit<Entry, "next" | "job">) => {
       const id = `${entry.owner}|${entry.key}`;
       const known = this.entries.get(id);
-      const next = known?.next ?? nextRuns(entry.cron, entry.timezone, now)[0] ?? Infinity;
-      fresh.set(id, { ...entry, next });
+      const job = known?.job ?? compile(entry.cron, entry.timezone);
+      fresh.set(id, { ...entry, job, next: known?.next ?? nextAfter(job, now) });
     };
     for (const row of functions) {
       const list = JSON.parse(row.schedules) as { cron: string; timezone: string; body: unknown }[];
@@ -223,13 +226,12 @@ export class Scheduler {
   private wake(): void {
     if (this.stopped) return;
     const now = this.options.clock.now();
-    for (const entry of this.entries.values()) {
-      if (entry.next > now) continue;
-      const at = entry.next;
-      entry.next = nextRuns(entry.cron, entry.timezone, Math.max(now, at))[0] ?? Infinity;
-      if (now - at > this.options.staleMs) continue;
-      this.track(this.fire(entry, at));
-    }
+    const due: Entry[] = [];
+    for (const entry of this.entries.values()) if (entry.next <= now) due.push(entry);
+    // Every claim is on its way before any next time is worked out.
+    for (const entry of due)
+      if (now - entry.next <= this.options.staleMs) this.track(this.fire(entry, entry.next));
+    for (const entry of due) entry.next = nextAfter(entry.job, Math.max(now, entry.next));
     if (now - this.lastPrune > 60 * 60_000) {
       this.lastPrune = now;
       this.track(this.prune(now));

@@ -95,7 +95,7 @@ function midMinute(): ManualClock {
 }
 
 /** Time for the schedulers to read a change (a change reaches them in milliseconds). */
-const settle = () => new Promise((r) => setTimeout(r, 300));
+const settle = () => new Promise((r) => setTimeout(r, 800));
 
 const tickTimes = (records: any[]) =>
   records.map((r: any) => r.request_headers["x-workerbase-scheduled-time"]);
