@@ -393,6 +393,7 @@ export async function startHost(
       await workflowsStopped;
       await schedulerStopped;
       await functions!.settle();
+      invocations.releaseWaiting();
       await invocations.flush();
       await retention.stop();
       await rateLimiter.stop();

@@ -103,9 +103,13 @@ export class InvocationService {
     else this.timer ??= setTimeout(() => void this.flush(), this.options.flushMs);
   }
 
-  /** Writes everything queued so far (also records still waiting for later lines). */
-  flush(): Promise<void> {
+  /** Queues the records still waiting for later lines as they are (on shutdown). */
+  releaseWaiting(): void {
     for (const id of [...this.awaiting.keys()]) this.release(id);
+  }
+
+  /** Writes everything queued so far. */
+  flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
     const batch = this.queue;
