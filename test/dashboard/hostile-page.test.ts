@@ -4,12 +4,10 @@
 // an opaque origin: it cannot read the key from sessionStorage nor register a service worker.
 import assert from "node:assert/strict";
 import http from "node:http";
-import fs from "node:fs";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import chromium from "@sparticuz/chromium";
-import { chromium as playwright, type Browser, type Page } from "playwright-core";
-import { deployFunction, root, startServer, type TestServer } from "../helpers/server.js";
+import type { Browser, Page } from "playwright-core";
+import { launchBrowser } from "../helpers/browser.js";
+import { deployFunction, startServer, type TestServer } from "../helpers/server.js";
 
 const sandbox = "sandbox allow-scripts allow-forms allow-popups allow-downloads";
 
@@ -64,23 +62,8 @@ let page: Page;
 let hostile: any;
 
 before(async () => {
-  assert.ok(
-    fs.existsSync(path.join(root, "dashboard", "dist", "index.html")),
-    "the dashboard is built (npm run build:dashboard)",
-  );
   server = await startServer();
-  chromium.setGraphicsMode = false;
-  browser = await playwright.launch({
-    executablePath: await chromium.executablePath(),
-    args: [
-      ...chromium.args,
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-    headless: true,
-  });
+  browser = await launchBrowser();
   page = await (await browser.newContext()).newPage();
   page.setDefaultTimeout(10_000);
   hostile = await deployFunction(server, {

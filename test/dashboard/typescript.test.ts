@@ -6,9 +6,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import chromium from "@sparticuz/chromium";
-import { chromium as playwright, type Browser, type Page } from "playwright-core";
-import { root, startServer, type TestServer } from "../helpers/server.js";
+import type { Browser, Page } from "playwright-core";
+import { launchBrowser } from "../helpers/browser.js";
+import { startServer, type TestServer } from "../helpers/server.js";
 
 const shots = process.env.DASHBOARD_SHOTS ?? path.join(os.tmpdir(), "workerbase-dashboard-shots");
 
@@ -49,23 +49,8 @@ async function setCode(code: string) {
 
 before(async () => {
   fs.mkdirSync(shots, { recursive: true });
-  assert.ok(
-    fs.existsSync(path.join(root, "dashboard", "dist", "index.html")),
-    "the dashboard is built (npm run build:dashboard)",
-  );
   server = await startServer();
-  chromium.setGraphicsMode = false;
-  browser = await playwright.launch({
-    executablePath: await chromium.executablePath(),
-    args: [
-      ...chromium.args,
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-    headless: true,
-  });
+  browser = await launchBrowser();
   page = await (await browser.newContext({ viewport: { width: 1280, height: 860 } })).newPage();
   page.setDefaultTimeout(10_000);
   page.on("pageerror", (err) => pageErrors.push(err.message));

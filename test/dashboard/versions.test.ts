@@ -5,9 +5,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import chromium from "@sparticuz/chromium";
-import { chromium as playwright, type Browser, type Page } from "playwright-core";
-import { root, startServer, waitForDeploy, type TestServer } from "../helpers/server.js";
+import type { Browser, Page } from "playwright-core";
+import { launchBrowser } from "../helpers/browser.js";
+import { startServer, waitForDeploy, type TestServer } from "../helpers/server.js";
 
 const shots = process.env.DASHBOARD_SHOTS ?? path.join(os.tmpdir(), "workerbase-dashboard-shots");
 const desktop = { width: 1280, height: 860 };
@@ -56,23 +56,8 @@ async function sidewaysScroll(): Promise<number> {
 
 before(async () => {
   fs.mkdirSync(shots, { recursive: true });
-  assert.ok(
-    fs.existsSync(path.join(root, "dashboard", "dist", "index.html")),
-    "the dashboard is built (npm run build:dashboard)",
-  );
   server = await startServer();
-  chromium.setGraphicsMode = false;
-  browser = await playwright.launch({
-    executablePath: await chromium.executablePath(),
-    args: [
-      ...chromium.args,
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-    headless: true,
-  });
+  browser = await launchBrowser();
   const context = await browser.newContext({ viewport: desktop, timezoneId: browserZone });
   page = await context.newPage();
   page.setDefaultTimeout(10_000);
