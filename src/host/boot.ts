@@ -50,6 +50,8 @@ export interface RunningHost {
   url: string;
   port: number;
   shutdown: () => Promise<void>;
+  /** Reads every schedule now and resolves once they are loaded (tests moving a clock). */
+  reloadSchedules: () => Promise<void>;
 }
 
 /** Boots the whole host: store, runtime pool, internal and public HTTP servers. */
@@ -409,7 +411,12 @@ export async function startHost(
       await db.destroy();
     })());
 
-  return { url: `http://${config.host}:${port}`, port, shutdown };
+  return {
+    url: `http://${config.host}:${port}`,
+    port,
+    shutdown,
+    reloadSchedules: () => scheduler.reloadNow(),
+  };
 }
 
 /**

@@ -236,7 +236,8 @@ export async function startWorkers(
   }
   started = true;
   const url = `http://${config.host}:${port.port}`;
-  return { url, port: port.port, shutdown };
+  // Each worker host reads its own schedules; there is nothing to read in this parent.
+  return { url, port: port.port, shutdown, reloadSchedules: async () => {} };
 }
 
 /**

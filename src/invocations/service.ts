@@ -57,15 +57,35 @@ export class InvocationService {
    * or `waitMs` has passed (the work was cut off, or its process died), then records it.
    */
   recordLater(r: InvocationRecord, waitMs: number): void {
+    const early = this.early.get(r.id);
+    if (early) {
+      // The lines came first (quick waitUntil work overtakes the record's own setImmediate).
+      clearTimeout(early.timer);
+      this.early.delete(r.id);
+      r.logs = early.cap([...r.logs, ...early.lines]);
+      return this.record(r);
+    }
     const timer = setTimeout(() => this.release(r.id), waitMs);
     timer.unref();
     this.awaiting.set(r.id, { record: r, timer });
   }
 
-  /** Adds the later lines to a waiting record and records it; false if none is waiting. */
+  /** Later lines that arrived before their record was handed over, for a minute at most. */
+  private early = new Map<
+    string,
+    { lines: LogLine[]; cap: (all: LogLine[]) => LogLine[]; timer: NodeJS.Timeout }
+  >();
+
+  /** Adds the later lines to a waiting record and records it (or keeps them for it). */
   addLate(id: string, lines: LogLine[], cap: (all: LogLine[]) => LogLine[]): boolean {
     const entry = this.awaiting.get(id);
-    if (!entry) return false;
+    if (!entry) {
+      if (this.early.has(id) || this.early.size >= 10_000) return false;
+      const timer = setTimeout(() => this.early.delete(id), 60_000);
+      timer.unref();
+      this.early.set(id, { lines, cap, timer });
+      return true;
+    }
     entry.record.logs = cap([...entry.record.logs, ...lines]);
     this.release(id);
     return true;

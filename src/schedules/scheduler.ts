@@ -125,6 +125,12 @@ export class Scheduler {
     this.reloadTimer = setTimeout(() => void this.reload(), 10);
   }
 
+  /** Resolves once a read that started after this call has finished. */
+  async reloadNow(): Promise<void> {
+    await this.reload();
+    while (this.reloading) await this.reloading;
+  }
+
   /** Reads every schedule from the store; entries that did not change keep their next tick. */
   async reload(): Promise<void> {
     if (this.reloading) {

@@ -94,8 +94,8 @@ function midMinute(): ManualClock {
   return new ManualClock(Math.floor(Date.now() / minute) * minute + 20_000);
 }
 
-/** Time for the schedulers to read a change (a change reaches them in milliseconds). */
-const settle = () => new Promise((r) => setTimeout(r, 800));
+/** Every booted host has read every schedule (a change reaches them by itself, soon). */
+const settle = () => Promise.all(hosts.map((h) => h.reloadSchedules()));
 
 const tickTimes = (records: any[]) =>
   records.map((r: any) => r.request_headers["x-workerbase-scheduled-time"]);
@@ -319,7 +319,7 @@ describe("schedule ticks with two hosts on one PostgreSQL database", () => {
           schedules: [{ cron: "* * * * *" }, { cron: "*/2 * * * *" }],
         }),
       );
-    await new Promise((r) => setTimeout(r, 1500)); // both hosts have read every schedule
+    await settle(); // both hosts have read every schedule
     const minutes = 4;
     for (let i = 0; i < minutes; i++) {
       clock.advance(minute);

@@ -250,23 +250,28 @@ export default {
     const stub = env.LOADER.get(workerId, () => loadCode(env, ctx, deploymentId, projectId));
     const recordId = request.headers.get("x-workerbase-record");
     running.set(token, { subrequests: 0 });
+    // Known before the call: quick waitUntil work may send its lines before the answer is back.
+    if (recordId) {
+      const now = Date.now();
+      sweepLate(now);
+      late.set(token, { recordId, expires: now + lateExpiryMs });
+    }
     let waiting = false;
     try {
       const res = await stub.getEntrypoint().fetch(inner);
       // Its waitUntil work goes on: fetches stay counted, later lines go to the record.
-      if (res.headers.has("x-workerbase-waiting") && recordId) {
-        waiting = true;
-        const now = Date.now();
-        sweepLate(now);
-        late.set(token, { recordId, expires: now + lateExpiryMs });
-      }
+      waiting = res.headers.has("x-workerbase-waiting") && recordId !== null;
       return res;
     } catch (err) {
       const message = String((err && err.message) || err);
       const kind = message.startsWith("Failed to start Worker") ? "load" : "internal";
       return failure(kind, message);
     } finally {
-      if (!waiting) running.delete(token);
+      if (!waiting) {
+        running.delete(token);
+        // Unless the lines already came (and took the entry), nothing more will.
+        late.delete(token);
+      }
     }
   },
 };
