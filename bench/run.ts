@@ -9,7 +9,9 @@
 // through a forwarding host beside the owner, about a minute; --rounds and --duration apply),
 // --only versions (rollback to first answer and schedule tick lateness, about 3 minutes;
 // --rollbacks N, default 200, and --minutes N, the minute boundaries whose ticks are read,
-// default 2).
+// default 2), --only shapes (plain handler, module syntax and TypeScript side by side: cold
+// start, deploy to first response and warm hello, about 4 minutes; --cold N and --deploys N
+// functions of each shape, default 50, --rounds, --duration and --warmup for the warm cells).
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -18,6 +20,7 @@ import { fullRun, machine, runBench, type BenchOptions } from "./bench.js";
 import { benchD1Cluster, renderD1Cluster } from "./cluster.js";
 import { createBenchDatabase, type CommitProbe } from "./postgres.js";
 import { render } from "./report.js";
+import { benchShapes, renderShapes } from "./shapes.js";
 import { benchVersions, renderVersions } from "./versions.js";
 import { benchWorkflows, type WorkflowBench } from "./workflows.js";
 
@@ -59,7 +62,7 @@ if (functions !== undefined)
     (v, i, a) => a.indexOf(v) === i,
   );
 
-const scenarios = ["d1-cluster", "versions"];
+const scenarios = ["d1-cluster", "versions", "shapes"];
 const onlyAt = args.indexOf("--only");
 const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
 if (onlyAt >= 0 && !scenarios.includes(only ?? ""))
@@ -90,6 +93,19 @@ const alone: Record<string, () => Promise<{ key: string; result: unknown; markdo
       options.log,
     );
     return { key: "versions", result, markdown: renderVersions(result) };
+  },
+  shapes: async () => {
+    const result = await benchShapes(
+      {
+        functions: options.coldFunctions,
+        deploys: options.deployFunctions,
+        rounds: options.rounds,
+        warmupMs: options.warmupMs,
+        durationMs: options.durationMs,
+      },
+      options.log,
+    );
+    return { key: "shapes", result, markdown: renderShapes(result) };
   },
 };
 
